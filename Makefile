@@ -1,0 +1,29 @@
+# Set-up is idempotent: `make setup` creates .venv once and reinstalls only when pyproject.toml changes.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch is installed before the package so that pip never resolves a CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup test demo bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 tests
+
+demo: setup
+	$(BIN)/python examples/seed_pytorch.py
+
+bench: setup
+	$(BIN)/python benchmarks/kernels.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
