@@ -1,0 +1,58 @@
+"""The ``native`` backend: torch's own fused kernels (cuDNN on GPU, oneDNN or ATen on CPU).
+
+It calls the same ATen entry points that ``torch.nn.LSTM`` / ``GRU`` / ``RNN`` call, with the module's
+parameters in torch's flat order, so a standard lstmkit layer costs what torch's does. Variable lengths
+go through a packed sequence, which those kernels (cuDNN included) run natively.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, _VF
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lstmkit.core.reference import RNNSpec
+
+_KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh, "rnn_relu": _VF.rnn_relu}
+
+
+class NativeBackend:
+    name = "native"
+    supports = "the standard LSTM cell (with proj_size), GRU and tanh/ReLU RNN, without layer_norm"
+
+    def unsupported(self, spec: RNNSpec, device: torch.device | None, dtype: torch.dtype | None) -> str | None:
+        if spec.mode == "lstm" and not spec.is_standard_lstm:
+            return f"variant={spec.variant.name!r} (torch's fused LSTM has only the standard cell)"
+        if spec.layer_norm:
+            return "layer_norm=True (torch's fused kernels have no layer normalisation)"
+        if dtype is not None and not dtype.is_floating_point:
+            return f"dtype {dtype}"
+        return None
+
+    def forward(
+        self, spec: RNNSpec, module: torch.nn.Module, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        kernel = _KERNELS[spec.mode]
+        flat = module.flat_weights()
+        hx = (h0, c0) if spec.mode == "lstm" else h0
+        dropout, training = spec.dropout, module.training
+        if lengths is None:
+            result = kernel(
+                x, hx, flat, spec.bias, spec.num_layers, dropout, training, spec.bidirectional, spec.batch_first
+            )
+            if spec.mode == "lstm":
+                return result[0], result[1], result[2]
+            return result[0], result[1], None
+
+        T = x.shape[1] if spec.batch_first else x.shape[0]
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=spec.batch_first, enforce_sorted=False)
+        order, unorder = packed.sorted_indices, packed.unsorted_indices
+        hx = (h0[:, order], c0[:, order]) if spec.mode == "lstm" else h0[:, order]
+        result = kernel(
+            packed.data, packed.batch_sizes, hx, flat, spec.bias, spec.num_layers, dropout, training, spec.bidirectional
+        )
+        out_packed = packed._replace(data=result[0])
+        out, _ = pad_packed_sequence(out_packed, batch_first=spec.batch_first, total_length=T)
+        h_n = result[1][:, unorder]
+        c_n = result[2][:, unorder] if spec.mode == "lstm" else None
+        return out, h_n, c_n
