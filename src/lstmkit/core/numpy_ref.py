@@ -50,7 +50,7 @@ class LSTMParams:
     def from_state_dict(cls, state: dict, layer: int = 0) -> LSTMParams:
         """Layer ``layer`` of a ``torch.nn.LSTM(...).state_dict()`` (tensors or arrays), copied."""
         # Copies, because Adam updates in place and must not write into a torch module's memory.
-        return cls(*(np.array(state[f"{name}_l{layer}"]) for name in _TORCH_NAMES))
+        return cls(*(np.asarray(state[f"{name}_l{layer}"]).copy() for name in _TORCH_NAMES))
 
     def to_state_dict(self, layer: int = 0) -> dict[str, np.ndarray]:
         """The four arrays under ``torch.nn.LSTM``'s names (wrap them with ``torch.from_numpy``)."""
@@ -64,7 +64,8 @@ def init_params(input_size: int, hidden_size: int, rng=None, dtype=np.float64) -
     r"""Random parameters drawn like torch's: every entry from :math:`U(-1/\sqrt{H}, 1/\sqrt{H})`."""
     rng = np.random.default_rng(rng)
     k = 1.0 / np.sqrt(hidden_size)
-    shapes = [(4 * hidden_size, input_size), (4 * hidden_size, hidden_size), (4 * hidden_size,), (4 * hidden_size,)]
+    G = 4 * hidden_size
+    shapes = [(G, input_size), (G, hidden_size), (G,), (G,)]
     return LSTMParams(*(rng.uniform(-k, k, size=s).astype(dtype) for s in shapes))
 
 
@@ -107,7 +108,8 @@ def forward(params: LSTMParams, x: np.ndarray, h0=None, c0=None):
     for t in range(T):
         h_prev[t], c_prev[t] = h, c
         a = xg[t] + h @ params.w_hh.T  # (B, 4H)
-        i, f, g, o = sigmoid(a[:, :H]), sigmoid(a[:, H : 2 * H]), np.tanh(a[:, 2 * H : 3 * H]), sigmoid(a[:, 3 * H :])
+        a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)  # (B, H) each, rows in torch's order i, f, g, o
+        i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
         c = f * c + i * g  # (B, H)   eq. 4: forget part of the old memory, write part of the candidate
         tanh_c[t] = np.tanh(c)
         h = o * tanh_c[t]  # (B, H)   eq. 6
@@ -146,7 +148,9 @@ def backward(params: LSTMParams, cache: LSTMCache, dh_all: np.ndarray, dh_n=None
         # c = f * c_prev + i * g: each factor's gradient is the other factor times dc.
         df, di, dg = dc * c_prev[t], dc * g, dc * i
         # Through the nonlinearities: sigma' = s (1 - s), tanh' = 1 - tanh^2.
-        da[t] = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1)
+        da[t] = np.concatenate(  # (B, 4H)
+            [di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1
+        )
         dh_next = da[t] @ params.w_hh  # (B, H)   a_t = ... + W_hh h_{t-1}
         dc_next = dc * f  # (B, H)   the memory path: only a product with f, the reason gradients survive
     # a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh for every t: sum the per-step outer products at once.
@@ -181,7 +185,9 @@ def stacked_backward(layers: list[LSTMParams], caches, dh_all, dh_n=None, dc_n=N
     """
     grads = []
     for k in reversed(range(len(layers))):
-        gk = backward(layers[k], caches[k], dh_all, None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k])
+        dh_k = None if dh_n is None else dh_n[k]
+        dc_k = None if dc_n is None else dc_n[k]
+        gk = backward(layers[k], caches[k], dh_all, dh_k, dc_k)
         grads.append(gk)
         dh_all = gk.x
     return grads[::-1]
