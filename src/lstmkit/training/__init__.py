@@ -1,0 +1,1 @@
+"""Training loop, callbacks, checkpoint I/O and the forecast/classification metrics (``metrics``)."""
