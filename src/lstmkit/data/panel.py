@@ -73,6 +73,24 @@ class Panel:
         """(N, horizon) times of the steps after each series' last observation."""
         return future_times(self.last_time, self.freq, horizon)
 
+    def truncate(self, steps: int) -> Panel:
+        """The panel as it was ``steps`` steps ago: the last ``steps`` columns of every series dropped.
+
+        Future covariates are kept whole (they are known over the held-out horizon).
+        """
+        if steps <= 0:
+            return self
+        T = self.y.shape[1] - steps
+        if isinstance(self.freq, (int, np.integer)):
+            last = pd.Index(np.asarray(self.last_time, dtype=np.int64) - steps * int(self.freq))
+        else:
+            last = pd.DatetimeIndex(self.last_time) - steps * pd.tseries.frequencies.to_offset(self.freq)
+        return Panel(
+            ids=self.ids, y=self.y[:, :T], start=np.minimum(self.start, T), last_time=last, freq=self.freq,
+            past=None if self.past is None else self.past[:, :T], future=self.future, static=self.static,
+            names=self.names,
+        )
+
 
 def season_length(freq: str | int) -> int:
     """The seasonal period a frequency implies (12 monthly, 4 quarterly, 7 daily, 24 hourly, …)."""
