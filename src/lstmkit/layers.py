@@ -62,6 +62,27 @@ def _check_int(name: str, value: object, minimum: int, fix: str) -> int:
     return int(value)
 
 
+def _init_uniform(module: nn.Module, hidden_size: int) -> None:
+    """U(-1/√H, 1/√H) for every weight and bias in registration order (torch's order, so one seed gives
+    torch's layer), layer-norm gains 1 and shifts 0 (no random draw)."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for name, p in module.named_parameters():
+        if name.startswith("ln_"):
+            nn.init.ones_(p) if "_weight" in name else nn.init.zeros_(p)
+        else:
+            nn.init.uniform_(p, -bound, bound)
+
+
+def _cell_weights(params: dict[str, Tensor], roles: dict[str, str]) -> CellWeights:
+    """Gather one layer-direction's parameters (``roles``: CellWeights field -> parameter name)."""
+    get = {role: params[name] for role, name in roles.items()}
+    ln = {part: (get[f"ln_{part}_w"], get[f"ln_{part}_b"]) for part in ("ih", "hh", "cell") if f"ln_{part}_w" in get}
+    return CellWeights(
+        get["w_ih"], get["w_hh"], get.get("b_ih"), get.get("b_hh"), get.get("w_hr"), get.get("w_peep"),
+        get.get("w_fgr"), ln.get("ih"), ln.get("hh"), ln.get("cell"),
+    )  # fmt: skip
+
+
 class _RecurrentBase(nn.Module):
     """Shared machinery: argument checks, parameters, backend dispatch, input/state/lengths checks."""
 
@@ -179,12 +200,7 @@ class _RecurrentBase(nn.Module):
         """torch's initialisation, U(-1/√H, 1/√H) for every weight and bias (in torch's order, so the
         same seed gives the same standard layer as torch), layer-norm gains 1 and shifts 0, and, when
         ``forget_bias`` is set, the forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015)."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in self.named_parameters():
-            if name.startswith("ln_"):
-                nn.init.ones_(p) if "_weight" in name else nn.init.zeros_(p)
-            else:
-                nn.init.uniform_(p, -bound, bound)
+        _init_uniform(self, self.hidden_size)
         if self.forget_bias is not None:
             H, f = self.hidden_size, self.spec.variant.gates.index("f")
             with torch.no_grad():
@@ -203,17 +219,7 @@ class _RecurrentBase(nn.Module):
 
     def cell_weights(self) -> list[CellWeights]:
         """One :class:`CellWeights` per layer and direction, in torch's order."""
-        params, out = self._parameters, []
-        for roles in self._roles:
-            get = {role: params[name] for role, name in roles.items()}
-            ln = {part: (get[f"ln_{part}_w"], get[f"ln_{part}_b"]) for part in ("ih", "hh", "cell") if f"ln_{part}_w" in get}
-            out.append(
-                CellWeights(
-                    get["w_ih"], get["w_hh"], get.get("b_ih"), get.get("b_hh"), get.get("w_hr"),
-                    get.get("w_peep"), get.get("w_fgr"), ln.get("ih"), ln.get("hh"), ln.get("cell"),
-                )  # fmt: skip
-            )
-        return out
+        return [_cell_weights(self._parameters, roles) for roles in self._roles]
 
     def _apply(self, fn, recurse=True):
         result = super()._apply(fn, recurse)
@@ -474,12 +480,9 @@ class LSTMCell(nn.Module):
             self.register_parameter(self._roles[role], layer._parameters[name])
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in self.named_parameters():
-            if name.startswith("ln_"):
-                nn.init.ones_(p) if "_weight" in name else nn.init.zeros_(p)
-            else:
-                nn.init.uniform_(p, -bound, bound)
+        """torch's U(-1/√H, 1/√H) initialisation (layer-norm gains 1, shifts 0); ``forget_bias`` is
+        applied at construction only."""
+        _init_uniform(self, self.hidden_size)
 
     def forward(self, input: Tensor, hx=None):
         if not isinstance(input, Tensor) or input.dim() not in (1, 2):
@@ -502,12 +505,7 @@ class LSTMCell(nn.Module):
             if len(parts) != (3 if fgr else 2):
                 raise TypeError("hx must be (h, c)" + (", gates) for variant='fgr'" if fgr else ""))
             state = LSTMStepState(*parts)
-        p = {role: self._parameters[name] for role, name in self._roles.items()}
-        ln = {k: (p[f"ln_{k}_w"], p[f"ln_{k}_b"]) for k in ("ih", "hh", "cell") if f"ln_{k}_w" in p}
-        w = CellWeights(
-            p["w_ih"], p["w_hh"], p.get("b_ih"), p.get("b_hh"), None, p.get("w_peep"), p.get("w_fgr"),
-            ln.get("ih"), ln.get("hh"), ln.get("cell"),
-        )  # fmt: skip
+        w = _cell_weights(self._parameters, self._roles)
         xg = input_projection(input, w, self.layer_norm)  # (B, G)
         if self.spec.variant.is_standard:
             new = standard_step(xg, state, w, self.layer_norm)
