@@ -203,9 +203,15 @@ def to_panel(
     df["__y"] = y.astype(np.float64)
     t = df[time]
     if not (pd.api.types.is_integer_dtype(t) or pd.api.types.is_datetime64_any_dtype(t)):
-        parsed = pd.to_numeric(t, errors="coerce") if pd.api.types.is_float_dtype(t) else None
-        if parsed is not None and parsed.notna().all() and (parsed % 1 == 0).all():
-            t = parsed.astype(np.int64)
+        if pd.api.types.is_numeric_dtype(t):
+            frac = t.isna() | (t % 1 != 0)
+            if frac.any():
+                row = int(np.flatnonzero(frac.to_numpy())[0])
+                raise DataError(
+                    f"time column {time!r} must hold integers or dates, but row {row} holds {t.iloc[row]!r}; "
+                    "use whole time-step numbers or dates"
+                )
+            t = t.astype(np.int64)
         else:
             t = pd.to_datetime(t, errors="coerce", format="mixed")
             if t.isna().any():
@@ -251,6 +257,13 @@ def to_panel(
         raise DataError(
             f"time column {time!r} is irregular: {df['__t'].iloc[row]} (series {df['__id'].iloc[row]!r}) is not on "
             f"the {freq!r} grid of the other rows; resample the data to a regular frequency or pass --freq"
+        )
+    same_step = np.r_[False, (ids_codes[1:] == ids_codes[:-1]) & (pos[1:] == pos[:-1])]
+    if same_step.any():
+        row = int(np.flatnonzero(same_step)[0])
+        raise DataError(
+            f"series {df['__id'].iloc[row]!r} has two rows in the same {freq!r} time step "
+            f"({df['__t'].iloc[row - 1]} and {df['__t'].iloc[row]}); aggregate them to one row per step or pass a finer --freq"
         )
     first = np.r_[True, ids_codes[1:] != ids_codes[:-1]]
     seg_start = np.maximum.accumulate(np.where(first, np.arange(len(df)), 0))

@@ -192,6 +192,12 @@ class Forecaster:
                 f"observed values and training needs at least horizon + 1 (+ val_size) = {H + 1 + self.val_size}; "
                 "use a shorter horizon"
             )
+        lookback = int(self.lookback or max(2 * H, 2 * m, 8))
+        if self.lookback is not None and lookback + H > n_obs.max():
+            raise DataError(
+                f"--lookback {lookback} is too long for every series: with --horizon {H} a training window needs "
+                f"{lookback + H} steps and the longest series has {int(n_obs.max())}; use --lookback {max(1, int(n_obs.max()) - H)} or less"
+            )
         positive = bool(np.nanmin(panel.y) > 0)
         const = np.nanmax(panel.y, axis=1) == np.nanmin(panel.y, axis=1)
         if const.all():
@@ -201,7 +207,7 @@ class Forecaster:
             )
         self.fitted_ = _Fitted(names=panel.names, freq=panel.freq, season=int(m), log_scale=positive)
         self.season_ = int(m)
-        self.lookback_ = int(self.lookback or max(2 * H, 2 * m, 8))
+        self.lookback_ = lookback
         self.level_window_ = int(self.level_window or max(1, m))
         loss = self.loss if self.loss != "auto" else ("smape" if positive else "mae")
         self.loss_ = loss

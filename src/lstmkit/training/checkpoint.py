@@ -23,6 +23,13 @@ from safetensors.torch import load_file, save_file
 from lstmkit.errors import ModelDirError
 
 
+def _publishable(tmp: str) -> None:
+    """mkstemp creates owner-only files; give the final file the usual mode (0666 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +39,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _publishable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -59,6 +67,7 @@ def atomic_save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
         digest = sha256_file(tmp)
+        _publishable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
