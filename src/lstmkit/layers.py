@@ -248,6 +248,11 @@ class _RecurrentBase(nn.Module):
                 )  # fmt: skip
 
     # ---------------------------------------------------------------- forward helpers
+    def resolved_backend(self, input: Tensor | None = None) -> str:
+        """The backend that runs this layer for ``input``'s device and dtype (default: the parameters')."""
+        probe = input if input is not None else self.flat_weights()[0]
+        return self._backend_for(probe).name
+
     def _backend_for(self, x: Tensor) -> backends.Backend:
         key = (x.device.type, x.dtype)
         be = self._backend_cache.get(key)
@@ -349,6 +354,8 @@ class _RecurrentBase(nn.Module):
             s += f", variant={self.variant!r}"
         if self.layer_norm:
             s += ", layer_norm=True"
+        if self.forget_bias is not None:
+            s += f", forget_bias={self.forget_bias}"
         if self.backend != "auto":
             s += f", backend={self.backend!r}"
         return s
@@ -473,16 +480,20 @@ class LSTMCell(nn.Module):
             backend="reference", device=device, dtype=dtype,
         )  # fmt: skip
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
-        self.variant, self.layer_norm = layer.variant, layer.layer_norm
+        self.variant, self.layer_norm, self.forget_bias = layer.variant, layer.layer_norm, layer.forget_bias
         self.spec = layer.spec
         self._roles = {role: name[: -len("_l0")] for role, name in layer._roles[0].items()}
         for role, name in layer._roles[0].items():
             self.register_parameter(self._roles[role], layer._parameters[name])
 
     def reset_parameters(self) -> None:
-        """torch's U(-1/√H, 1/√H) initialisation (layer-norm gains 1, shifts 0); ``forget_bias`` is
-        applied at construction only."""
+        """torch's U(-1/√H, 1/√H) initialisation (layer-norm gains 1, shifts 0), then ``forget_bias``."""
         _init_uniform(self, self.hidden_size)
+        if self.forget_bias is not None:
+            H, f = self.hidden_size, self.spec.variant.gates.index("f")
+            with torch.no_grad():
+                self.bias_ih[f * H : (f + 1) * H].fill_(self.forget_bias)
+                self.bias_hh[f * H : (f + 1) * H].zero_()
 
     def forward(self, input: Tensor, hx=None):
         if not isinstance(input, Tensor) or input.dim() not in (1, 2):

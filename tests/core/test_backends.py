@@ -110,3 +110,16 @@ def test_same_seed_gives_torch_identical_initialisation():
     for (n1, p1), (n2, p2) in zip(ours.named_parameters(), theirs.named_parameters()):
         assert n1 == n2
         assert torch.equal(p1, p2)
+
+
+def test_resolved_backend_is_public_and_follows_the_configuration():
+    assert lstmkit.LSTM(3, 4).resolved_backend() == "native"
+    assert lstmkit.LSTM(3, 4, variant="nog").resolved_backend(torch.randn(2, 1, 3)) == "reference"
+
+
+def test_cell_reset_keeps_the_forget_bias_and_repr_shows_it():
+    cell = lstmkit.LSTMCell(3, 4, forget_bias=2.0)
+    cell.reset_parameters()
+    assert torch.equal(cell.bias_ih[4:8], torch.full((4,), 2.0))
+    assert torch.equal(cell.bias_hh[4:8], torch.zeros(4))
+    assert "forget_bias=2.0" in repr(lstmkit.LSTM(3, 4, forget_bias=2.0))

@@ -174,4 +174,4 @@ def _progress_bar(total: int, initial: int, desc: str):
         from tqdm.auto import tqdm
     except ImportError:  # the bar is a nicety; training goes on without it
         return None
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None)  # off when stderr is not a terminal
