@@ -86,7 +86,7 @@ def _add_columns(p: argparse.ArgumentParser) -> None:
 def _add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (unset flags keep the Forecaster's defaults)")
     g.add_argument("--horizon", type=_positive_int, metavar="H", help="steps to forecast (default for dataset:NAME: its horizon)")
-    g.add_argument("--lookback", type=_positive_int, metavar="L", help="input window length (default: max(2m, min(2H, 24)))")
+    g.add_argument("--lookback", type=_positive_int, metavar="L", help="input window length (default: 2m for seasonal data, else 2H; at least 8)")
     g.add_argument("--quantiles", type=_quantiles, default=DEFAULT_QUANTILES, metavar="Q,Q,Q",
                    help="quantile levels for intervals (default: 0.1,0.5,0.9; 'none' for point forecasts only)")  # fmt: skip
     g.add_argument("--season-length", type=_positive_int, metavar="M", help="seasonal period (default: from the frequency or dataset)")

@@ -69,9 +69,8 @@ class Forecaster:
 
     Args:
         horizon: steps to forecast (H).
-        lookback: input window length L (default: ``max(2m, min(2H, 24))`` with m the season length:
-            two seasons, or two horizons capped at 24 steps — on M3, longer windows cost time and gained
-            nothing).
+        lookback: input window length L (default: two seasons, ``2m``, for seasonal data and two horizons,
+            ``2H``, otherwise, at least 8; on M3 longer windows cost time and lost accuracy).
         quantiles: levels in (0, 1) for prediction intervals, e.g. ``(0.1, 0.5, 0.9)``.
         hidden_size, num_layers, dropout, variant: the LSTM encoder (``variant`` as in ``lstmkit.LSTM``).
         decoder: ``"direct"`` (all steps from the last state; default) or ``"seq2seq"``.
@@ -79,8 +78,9 @@ class Forecaster:
             quantiles always add the pinball loss).
         deseasonalize: ``"auto"`` (test each positive series; Naive2's rule), ``True`` or ``False``.
         season_length: m (default: from the frequency: 12 monthly, 4 quarterly, …).
-        level_window: inputs averaged for the window's level (default: half a season, ≥ 1; on M3 monthly
-            6 beat 12 and the last value).
+        level_window: inputs averaged for the window's level (default: ``min(m, 6)``: a quarterly series'
+            last year, a monthly series' last half-year, the last value without seasonality — each the
+            best of the choices measured on M3).
         tail: how far back from the end training origins reach, in horizons (default 10, as N-BEATS).
         val_size: steps held out at the end of every series for early stopping (0: none; default).
         ensemble: number of members (seeds × lookbacks); their median is the forecast.
@@ -195,7 +195,7 @@ class Forecaster:
                 f"observed values and training needs at least horizon + 1 (+ val_size) = {H + 1 + self.val_size}; "
                 "use a shorter horizon"
             )
-        lookback = int(self.lookback or max(2 * m, min(2 * H, 24)))
+        lookback = int(self.lookback or max(8, 2 * m if m > 1 else 2 * H))
         if self.lookback is not None and lookback + H > n_obs.max():
             raise DataError(
                 f"--lookback {lookback} is too long for every series: with --horizon {H} a training window needs "
@@ -211,7 +211,7 @@ class Forecaster:
         self.fitted_ = _Fitted(names=panel.names, freq=panel.freq, season=int(m), log_scale=positive)
         self.season_ = int(m)
         self.lookback_ = lookback
-        self.level_window_ = int(self.level_window or max(1, m // 2))
+        self.level_window_ = int(self.level_window or max(1, min(m, 6)))
         loss = self.loss if self.loss != "auto" else ("smape" if positive else "mae")
         self.loss_ = loss
         panel = self._standardise_covariates(panel, fit=True)
