@@ -160,3 +160,45 @@ def test_validation_split_and_early_stopping_restore_the_best_epoch():
     hist = f.history_[0]
     assert all("val_loss" in row for row in hist)
     assert len(hist) <= 3
+
+
+def test_seq2seq_decoder_and_ensemble_produce_finite_ordered_forecasts():
+    df = seasonal_panel(n_series=10, length=48)
+    f = Forecaster(4, decoder="seq2seq", ensemble=2, quantiles=(0.25, 0.75), **FAST).fit(df)
+    arr = f.predict(output="array")
+    assert arr.shape == (10, 4, 3) and np.isfinite(arr).all()
+    assert (arr[..., 1] <= arr[..., 2]).all()
+    assert [m.lookback for m in f.members_][0] == f.lookback_
+    assert len({m.seed for m in f.members_}) == 2
+
+
+def test_future_covariate_is_used_and_required_over_the_horizon():
+    # y jumps whenever the (known in advance) promo flag is on: only the covariate can explain it.
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(8):
+        n = 80
+        promo = (rng.random(n + 4) < 0.3).astype(float)
+        y = 100.0 * (1 + 1.0 * promo[:n]) * rng.lognormal(0, 0.02, n)
+        ds = np.arange(n + 4)
+        rows.append(pd.DataFrame({"unique_id": f"s{s}", "ds": ds, "promo": promo,
+                                  "y": np.r_[y, [np.nan] * 4]}))  # fmt: skip
+    df = pd.concat(rows, ignore_index=True)
+    f = Forecaster(4, steps=300, batch_size=64, hidden_size=16, steps_per_epoch=100).fit(df, future_covariates=["promo"])
+    out = f.predict(df)
+    fut = df[df.y.isna()].reset_index(drop=True)
+    with_promo = out.forecast[fut.promo.to_numpy() == 1].mean()
+    without = out.forecast[fut.promo.to_numpy() == 0].mean()
+    assert with_promo > 1.5 * without
+    with pytest.raises(DataError, match="future covariates"):
+        f.predict(df.dropna(subset=["y"]))
+
+
+def test_static_and_past_covariates_are_accepted_and_saved(tmp_path):
+    df = seasonal_panel(n_series=6, length=40)
+    df["size"] = df.unique_id.str[1:].astype(float)
+    df["temp"] = np.sin(np.arange(len(df)))
+    f = Forecaster(3, **FAST).fit(df, static_covariates=["size"], past_covariates=["temp"])
+    f.save(tmp_path / "m")
+    g = Forecaster.load(tmp_path / "m")
+    np.testing.assert_allclose(f.predict(output="array"), g.predict(output="array"))
