@@ -247,7 +247,10 @@ def _check_table_suffix(path: str, flag: str = "--out") -> None:
 
 
 def _write_table(df, path: str | Path) -> Path:
-    """Write ``df`` as CSV or Parquet (by suffix) atomically: a temp file in the same folder, renamed."""
+    """Write ``df`` as CSV or Parquet (by suffix) atomically: a temp file in the same folder, renamed.
+
+    ``df`` may also be an iterable of frames (streamed forecasts): CSV is then appended chunk by chunk,
+    so memory stays bounded; Parquet is assembled in memory."""
     path = Path(path)
     _check_table_suffix(str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +258,21 @@ def _write_table(df, path: str | Path) -> Path:
     os.close(fd)
     try:
         name = path.name.lower()
-        if name.endswith((".parquet", ".pq")):
+        if not hasattr(df, "to_csv"):
+            chunks = iter(df)
+            if name.endswith((".parquet", ".pq")):
+                import pandas as pd
+
+                df = pd.concat(list(chunks), ignore_index=True)
+            else:
+                gz = "gzip" if name.endswith(".gz") else None
+                first = True
+                for chunk in chunks:
+                    chunk.to_csv(tmp, index=False, header=first, mode="w" if first else "a", compression=gz)
+                    first = False
+        if not hasattr(df, "to_csv"):
+            pass  # streamed to CSV above
+        elif name.endswith((".parquet", ".pq")):
             try:
                 df.to_parquet(tmp, index=False)
             except ImportError as e:
@@ -393,19 +410,40 @@ def cmd_fit(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from lstmkit.tasks.forecaster import Forecaster
+    from lstmkit.tasks.forecaster import Forecaster, NotContiguousError
 
     _check_table_suffix(args.out)
     _set_threads()
     model = Forecaster.load(args.model_dir)
-    df = None
-    if args.data is not None:
-        names = model.fitted_.names
-        df = _load_data(args.data, future_covariates=names["future"], target=names["target"]).df
-    fc = model.predict(df)
-    path = _write_table(fc, args.out)
-    n_series = fc.iloc[:, 0].nunique() if model.fitted_.names["id"] else 1
-    print(f"forecasts: {path} — {n_series} series × {model.horizon} steps; columns {', '.join(fc.columns)}")
+    names = model.fitted_.names
+    if args.data is not None and not args.data.startswith(DATASET_PREFIX):
+        from lstmkit.data.panel import iter_table
+
+        # A file is forecast in chunks of complete series, so memory does not grow with their number.
+        counted = {"series": 0, "columns": []}
+
+        def chunks():
+            for fc in model.predict_stream(iter_table(args.data)):
+                counted["series"] += len(fc) // model.horizon
+                counted["columns"] = list(fc.columns)
+                yield fc
+
+        try:
+            path = _write_table(chunks(), args.out)
+            n_series, columns = counted["series"], counted["columns"]
+        except NotContiguousError as e:
+            log.info("%s — reading the whole file instead of chunks", e)
+            fc = model.predict(_load_data(args.data).df)
+            path = _write_table(fc, args.out)
+            n_series, columns = len(fc) // model.horizon, list(fc.columns)
+    else:
+        df = None
+        if args.data is not None:
+            df = _load_data(args.data, future_covariates=names["future"], target=names["target"]).df
+        fc = model.predict(df)
+        path = _write_table(fc, args.out)
+        n_series, columns = len(fc) // model.horizon, list(fc.columns)
+    print(f"forecasts: {path} — {n_series} series × {model.horizon} steps; columns {', '.join(columns)}")
     return 0
 
 

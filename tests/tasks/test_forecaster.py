@@ -202,3 +202,19 @@ def test_static_and_past_covariates_are_accepted_and_saved(tmp_path):
     f.save(tmp_path / "m")
     g = Forecaster.load(tmp_path / "m")
     np.testing.assert_allclose(f.predict(output="array"), g.predict(output="array"))
+
+
+def test_streaming_prediction_matches_whole_table_and_needs_contiguous_series(tmp_path):
+    from lstmkit.data.panel import iter_table
+
+    df = seasonal_panel(n_series=15, length=40)
+    f = Forecaster(3, **FAST).fit(df)
+    path = tmp_path / "data.csv"
+    df.to_csv(path, index=False)
+    streamed = pd.concat(list(f.predict_stream(iter_table(path, chunk_rows=50))), ignore_index=True)
+    whole = f.predict(pd.read_csv(path))
+    pd.testing.assert_frame_equal(streamed, whole)
+    shuffled = tmp_path / "shuffled.csv"
+    df.sample(frac=1.0, random_state=0).to_csv(shuffled, index=False)
+    with pytest.raises(DataError, match="not contiguous"):
+        list(f.predict_stream(iter_table(shuffled, chunk_rows=50)))

@@ -11,6 +11,7 @@ statsforecast / NeuralForecast convention) or a single series (no id column). Ti
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,24 @@ def read_table(path: str | Path) -> pd.DataFrame:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(f"cannot read {str(p)!r} as a table ({first}); pass a UTF-8 CSV or a Parquet file") from None
     raise DataError(f"data file {str(p)!r} has suffix {suffix!r}; pass a .csv or .parquet file")
+
+
+def iter_table(path: str | Path, chunk_rows: int = 500_000) -> Iterator[pd.DataFrame]:
+    """Read a CSV or Parquet file in chunks of about ``chunk_rows`` rows (checks as :func:`read_table`)."""
+    p = Path(path)
+    if not p.exists() or p.is_dir():
+        read_table(p)  # raises the same clear error
+    if p.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(p).iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+        return
+    try:
+        yield from pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",", chunksize=chunk_rows)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"cannot read {str(p)!r} as a table ({first}); pass a UTF-8 CSV or a Parquet file") from None
 
 
 @dataclass

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 FORMAT = "lstmkit.forecaster"
 FORMAT_VERSION = 1
 PREDICT_CHUNK = 8192  # series per inference batch: bounds memory whatever the number of series
+
+
+class NotContiguousError(DataError):
+    """A series' rows are interleaved with another's, so the table cannot be forecast in chunks."""
 
 
 @dataclass
@@ -368,6 +373,51 @@ class Forecaster:
         if output == "array":
             return out
         return self._frame(panel, out)
+
+    def predict_stream(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """Forecast a table that arrives in chunks of rows (e.g. :func:`lstmkit.data.panel.iter_table`),
+        yielding one forecast frame per chunk of complete series, so memory stays bounded by the chunk
+        size whatever the number of series. Each series' rows must be contiguous (a file sorted by id).
+        """
+        self._check_fitted()
+        id_col = self.fitted_.names["id"]
+        if id_col is None:  # one series: it cannot be split, so it is read whole
+            yield self.predict(pd.concat(list(chunks), ignore_index=True))
+            return
+        done: set[str] = set()
+        carry = None
+        for chunk in chunks:
+            if carry is not None:
+                chunk = pd.concat([carry, chunk], ignore_index=True)
+            if chunk.empty:
+                continue
+            if id_col not in chunk.columns:
+                raise DataError(f"the data has no id column {id_col!r} (the model was fitted with it); columns: {list(chunk.columns)}")
+            ids = chunk[id_col].astype(str).to_numpy()
+            last = ids[-1]
+            complete = ids != last
+            carry = chunk[~complete]
+            block = chunk[complete]
+            if len(block):
+                block_ids = ids[complete]
+                starts = np.r_[True, block_ids[1:] != block_ids[:-1]]
+                seen = block_ids[starts]  # one entry per run of rows of one series
+                runs = np.append(seen, last)
+                interrupted = pd.Series(runs).duplicated().to_numpy()  # a series' rows split by another's
+                bad = next((i for i in seen if i in done), None)
+                if bad is None and interrupted.any():
+                    bad = runs[interrupted][0]
+                if bad is not None:
+                    raise NotContiguousError(
+                        f"rows of series {bad!r} are not contiguous in the data; sort the file by {id_col!r} "
+                        "(then time) to forecast it in chunks"
+                    )
+                done.update(seen)
+                yield self.predict(block)
+        if carry is not None and len(carry):
+            if str(carry[id_col].iloc[0]) in done:
+                raise NotContiguousError(f"rows of series {carry[id_col].iloc[0]!r} are not contiguous; sort the file by {id_col!r}")
+            yield self.predict(carry)
 
     def _panel_like(self, data) -> Panel:
         if isinstance(data, Panel):
