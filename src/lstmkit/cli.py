@@ -102,7 +102,10 @@ def _add_model(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from lstmkit import __version__
 
-    parser = _Parser(prog="lstmkit", description="LSTM networks made practical: forecasting and bundled datasets.")
+    parser = _Parser(
+        prog="lstmkit",
+        description="LSTM networks made practical: forecasting, bundled datasets, and a look inside the cell.",
+    )
     parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -147,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--test", action="store_true", help="export the held-out test part instead of the history")
     p.set_defaults(func=cmd_datasets_export)
+    from lstmkit.diagnostics.cli import register as register_inspect
+
+    register_inspect(sub)
     return parser
 
 
