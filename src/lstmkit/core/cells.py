@@ -176,10 +176,27 @@ def standard_step(xg: Tensor, state: LSTMStepState, w: CellWeights, layer_norm: 
     return LSTMStepState(_project(h, w), c)
 
 
+class StepGates(NamedTuple):
+    """What one step computed on the way: gates (a removed gate is the constant 1) and o ⊙ act(c)."""
+
+    i: Tensor
+    f: Tensor
+    g: Tensor
+    o: Tensor
+    cell_out: Tensor  # (B, H), before the projection
+
+
 def variant_step(
     xg: Tensor, state: LSTMStepState, w: CellWeights, variant: Variant, layer_norm: bool = False
 ) -> LSTMStepState:
     """One step of Greff's vanilla cell with ``variant``'s change applied (see the module docstring)."""
+    return variant_step_with_gates(xg, state, w, variant, layer_norm)[0]
+
+
+def variant_step_with_gates(
+    xg: Tensor, state: LSTMStepState, w: CellWeights, variant: Variant, layer_norm: bool = False
+) -> tuple[LSTMStepState, StepGates]:
+    """:func:`variant_step` that also returns the gates (for diagnostics; any variant, standard included)."""
     a = recurrent_preactivation(xg, state.h, w, layer_norm)  # (B, G)
     pre = dict(zip(variant.gates, a.chunk(variant.num_gates, dim=-1)))
     peep = dict(zip(variant.peepholes, w.w_peep.unbind(0))) if variant.peepholes else {}
@@ -191,20 +208,21 @@ def variant_step(
 
     c_prev = state.c
     one = c_prev.new_ones(())
-    i = torch.sigmoid(pre["i"] + peep["i"] * c_prev) if "i" in pre else one
-    if variant.coupled:
-        f = 1.0 - i
-    elif "f" in pre:
-        f = torch.sigmoid(pre["f"] + peep["f"] * c_prev)
-    else:
-        f = one
+
+    def gate(name: str, c_read: Tensor) -> Tensor:  # σ(pre + p ⊙ c); a removed gate is the constant 1
+        if name not in pre:
+            return one
+        return torch.sigmoid(pre[name] + peep[name] * c_read if name in peep else pre[name])
+
+    i = gate("i", c_prev)
+    f = 1.0 - i if variant.coupled else gate("f", c_prev)
     g = torch.tanh(pre["g"]) if variant.candidate_tanh else pre["g"]
     c = f * c_prev + i * g  # (B, H)
-    o = torch.sigmoid(pre["o"] + peep["o"] * c) if "o" in pre else one  # the output peephole reads c_t
+    o = gate("o", c)  # the output peephole reads the new c_t
     c_out = _norm_cell(c, w, layer_norm)
     h = o * (torch.tanh(c_out) if variant.output_tanh else c_out)
     gates = torch.cat([i, f, o], dim=-1) if variant.full_recurrence else None  # (B, 3H)
-    return LSTMStepState(_project(h, w), c, gates)
+    return LSTMStepState(_project(h, w), c, gates), StepGates(i, f, g, o, h)
 
 
 def gru_step(xg: Tensor, h: Tensor, w: CellWeights) -> Tensor:

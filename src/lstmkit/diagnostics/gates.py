@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.core.cells import LN_EPS, CellWeights, LSTMStepState, Variant, input_projection, recurrent_preactivation
+from lstmkit.core.cells import CellWeights, LSTMStepState, Variant, input_projection, variant_step_with_gates
 
 GATE_NAMES = ("i", "f", "g", "o", "c", "h")
 
@@ -67,37 +67,13 @@ def gate_step(
 ) -> tuple[LSTMStepState, GateValues]:
     """One LSTM step of ``variant`` (standard included), returning the new state *and* its gates.
 
-    The same equations, in the same floating-point order, as ``standard_step`` / ``variant_step`` of
-    :mod:`lstmkit.core.cells`, so ``h`` and ``c`` are bitwise those of the reference loop.
+    It runs the engine's own :func:`~lstmkit.core.cells.variant_step_with_gates`, so ``h`` and ``c``
+    are bitwise those of the reference loop.
     """
-    a = recurrent_preactivation(xg, state.h, w, layer_norm)  # (B, G)
-    pre = dict(zip(variant.gates, a.chunk(variant.num_gates, dim=-1)))
-    peep = dict(zip(variant.peepholes, w.w_peep.unbind(0))) if variant.peepholes else {}
-    if variant.full_recurrence:
-        prev = state.gates if state.gates is not None else a.new_zeros(a.shape[0], 3 * state.c.shape[-1])
-        ri, rf, ro = F.linear(prev, w.w_fgr).chunk(3, dim=-1)
-        pre["i"], pre["f"], pre["o"] = pre["i"] + ri, pre["f"] + rf, pre["o"] + ro
-
-    c_prev = state.c
-    one = c_prev.new_ones(())
-
-    def gate(name: str, c_read: Tensor) -> Tensor:
-        if name not in pre:
-            return one
-        return torch.sigmoid(pre[name] + peep[name] * c_read) if name in peep else torch.sigmoid(pre[name])
-
-    i = gate("i", c_prev)
-    f = 1.0 - i if variant.coupled else gate("f", c_prev)
-    g = torch.tanh(pre["g"]) if variant.candidate_tanh else pre["g"]
-    c = f * c_prev + i * g  # (B, H)
-    o = gate("o", c)  # the output peephole reads c_t
-    c_out = c if not layer_norm else F.layer_norm(c, (c.shape[-1],), *w.ln_cell, eps=LN_EPS)
-    cell_out = o * (torch.tanh(c_out) if variant.output_tanh else c_out)  # (B, H)
-    h = cell_out if w.w_hr is None else F.linear(cell_out, w.w_hr)  # (B, P or H)
-    gates = torch.cat([i, f, o], dim=-1) if variant.full_recurrence else None  # (B, 3H)
-    full = c.shape
-    values = GateValues(i.expand(full), f.expand(full), g, o.expand(full), c, cell_out, h)
-    return LSTMStepState(h, c, gates), values
+    new, g = variant_step_with_gates(xg, state, w, variant, layer_norm)
+    full = new.c.shape
+    values = GateValues(g.i.expand(full), g.f.expand(full), g.g, g.o.expand(full), new.c, g.cell_out, new.h)
+    return new, values
 
 
 def _time_major(layer: torch.nn.Module, x: Tensor) -> Tensor:
