@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="lstmkit",
-        description="LSTM networks made practical: forecasting, bundled datasets, and a look inside the cell.",
+        description="LSTM networks made practical: forecasting, bundled datasets, the papers' experiments, and a look inside the cell.",
     )
     parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
@@ -151,7 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", action="store_true", help="export the held-out test part instead of the history")
     p.set_defaults(func=cmd_datasets_export)
     from lstmkit.diagnostics.cli import register as register_inspect
+    from lstmkit.experiments.cli import register as register_experiment
+    from lstmkit.text.cli import register as register_classify
 
+    register_classify(sub)
+    register_experiment(sub)
     register_inspect(sub)
     return parser
 
