@@ -63,7 +63,7 @@ class WindowMaker:
 
     def cut(self, n: Tensor, c: Tensor) -> Windows:
         """Windows of series ``n`` (B,) at origins ``c`` (B,) (panel columns, 0..T)."""
-        L, H = self.L, self.H
+        L = self.L
         cols = (c.unsqueeze(1) + self.offsets + L).long()  # (B, L + H) columns of the padded panel
         rows = n.unsqueeze(1)
         w = self.y[rows, cols]  # (B, L + H)

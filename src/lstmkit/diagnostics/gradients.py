@@ -263,8 +263,6 @@ def _curves(frame):
 
 def plot_gradient_flow(frame, path: str | Path, *, title: str = "") -> Path:
     """One panel per state (fresh, trained): the norms against t on a log scale, ``h`` solid, ``c`` dashed."""
-    import numpy as np
-
     from lstmkit.reports.plots import _pyplot, _save
 
     plt = _pyplot()

@@ -35,7 +35,7 @@ from lstmkit.errors import ConfigError, DataError, ModelDirError
 from lstmkit.models.classifier_net import POOLINGS, ClassifierNet, ClassifierNetConfig
 from lstmkit.text.tokenizers import KINDS, make_tokenizer, tokenizer_from_dict
 from lstmkit.text.vocab import Batch, init_embedding, pad_batch, read_vectors
-from lstmkit.training.checkpoint import atomic_save_tensors, atomic_write_json, read_json, read_tensors
+from lstmkit.training.checkpoint import atomic_save_tensors, atomic_write_json, read_json, read_model_dir
 from lstmkit.training.loop import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -466,17 +466,7 @@ class TextClassifier:
     def load(cls, path: str | Path) -> TextClassifier:
         """Rebuild a fitted TextClassifier from a directory written by :meth:`save` (no pickle involved)."""
         path = Path(path)
-        if not path.is_dir():
-            raise ModelDirError(f"model directory {str(path)!r} does not exist; pass the --out folder of `classify fit`")
-        cfg = read_json(path / "config.json", "model config")
-        if cfg.get("format") != FORMAT:
-            raise ModelDirError(f"{str(path)!r} does not hold a lstmkit text classifier (format {cfg.get('format')!r})")
-        if cfg.get("format_version") != FORMAT_VERSION:
-            raise ModelDirError(
-                f"{str(path)!r} was written in text-classifier format {cfg.get('format_version')!r} (lstmkit "
-                f"{cfg.get('lstmkit_version')}); this lstmkit {__version__} reads format {FORMAT_VERSION} — refit the model"
-            )
-        tensors = read_tensors(path / "weights.safetensors", "weights", cfg.get("weights_sha256"))
+        cfg, tensors = read_model_dir(path, FORMAT, FORMAT_VERSION, "text classifier", "classify fit")
         try:
             self = cls(**cfg["params"])
             self.classes_ = list(cfg["classes"])

@@ -34,7 +34,7 @@ from lstmkit.data.seasonality import deseasonalize, phase_factors
 from lstmkit.data.windows import WindowMaker
 from lstmkit.errors import ConfigError, DataError, ModelDirError
 from lstmkit.models.forecast_net import ForecastNet, ForecastNetConfig
-from lstmkit.training.checkpoint import atomic_save_tensors, atomic_write_json, read_json, read_tensors
+from lstmkit.training.checkpoint import atomic_save_tensors, atomic_write_json, read_model_dir
 from lstmkit.training.loop import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -561,18 +561,7 @@ class Forecaster:
     def load(cls, path: str | Path) -> Forecaster:
         """Rebuild a fitted Forecaster from a directory written by :meth:`save` (no pickle involved)."""
         path = Path(path)
-        if not path.is_dir():
-            raise ModelDirError(f"model directory {str(path)!r} does not exist; pass the --out folder of `forecast fit`")
-        cfg = read_json(path / "config.json", "model config")
-        if cfg.get("format") != FORMAT:
-            raise ModelDirError(f"{str(path)!r} does not hold a lstmkit forecaster (format {cfg.get('format')!r})")
-        if cfg.get("format_version") != FORMAT_VERSION:
-            raise ModelDirError(
-                f"{str(path)!r} was written in forecaster format {cfg.get('format_version')!r} (lstmkit "
-                f"{cfg.get('lstmkit_version')}); this lstmkit {__version__} reads format {FORMAT_VERSION} — refit "
-                "the model or install the lstmkit version that wrote it"
-            )
-        tensors = read_tensors(path / "weights.safetensors", "weights", cfg.get("weights_sha256"))
+        cfg, tensors = read_model_dir(path, FORMAT, FORMAT_VERSION, "forecaster", "forecast fit")
         try:
             self = cls(**cfg["params"])
             self.fitted_ = _Fitted(**cfg["fitted"])

@@ -163,3 +163,23 @@ def load_checkpoint(folder: str | Path, model: torch.nn.Module, opt: torch.optim
     torch.set_rng_state(tensors["rng.torch"])
     generator.set_state(tensors["rng.sampler"])
     return meta["counters"]
+
+
+def read_model_dir(path: str | Path, fmt: str, version: int, what: str, fit_command: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A saved estimator's ``config.json`` (checked: format and version) and ``weights.safetensors``
+    (checked against the checksum in the config); a :class:`ModelDirError` with the fix otherwise."""
+    from lstmkit import __version__
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelDirError(f"model directory {str(path)!r} does not exist; pass the --out folder of `{fit_command}`")
+    cfg = read_json(path / "config.json", "model config")
+    if cfg.get("format") != fmt:
+        raise ModelDirError(f"{str(path)!r} does not hold a lstmkit {what} (format {cfg.get('format')!r})")
+    if cfg.get("format_version") != version:
+        raise ModelDirError(
+            f"{str(path)!r} was written in {what} format {cfg.get('format_version')!r} (lstmkit "
+            f"{cfg.get('lstmkit_version')}); this lstmkit {__version__} reads format {version} — refit the model "
+            "or install the lstmkit version that wrote it"
+        )
+    return cfg, read_tensors(path / "weights.safetensors", "weights", cfg.get("weights_sha256"))

@@ -18,7 +18,6 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from lstmkit.core.cells import CellWeights
     from lstmkit.core.reference import RNNSpec
 
 
