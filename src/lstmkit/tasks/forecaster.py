@@ -55,6 +55,7 @@ class _Member:
     net: ForecastNet
     lookback: int
     seed: int
+    loss: str
 
 
 @dataclass
@@ -229,15 +230,18 @@ class Forecaster:
         ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else None
         for k in range(self.ensemble):
             L, seed = lookbacks[k], self.seed + 1000 * k
+            # With loss="auto" on positive data, members alternate sMAPE and MAE (on log ratios): an
+            # ensemble over losses as well as seeds and lookbacks, as N-BEATS does.
+            member_loss = ("smape", "mae")[k % 2] if self.loss == "auto" and positive else loss
             maker = self._maker(y_adj, panel, L)
             torch.manual_seed(seed)  # the initial weights are part of what the seed fixes
             net = self._build_net(maker)
             result = self._train_member(
-                net, maker, panel, seed,
+                net, maker, panel, seed, member_loss,
                 None if ckpt_root is None else ckpt_root / f"member{k}",
                 resume, progress, f"member {k + 1}/{self.ensemble}" if self.ensemble > 1 else "training",
             )  # fmt: skip
-            self.members_.append(_Member(net, L, seed))
+            self.members_.append(_Member(net, L, seed, member_loss))
             self.history_.append(result.history)
         self.fit_seconds_ = _now() - t0
         return self
@@ -288,7 +292,7 @@ class Forecaster:
         )  # fmt: skip
         return ForecastNet(cfg)
 
-    def _train_member(self, net, maker: WindowMaker, panel: Panel, seed: int, ckpt, resume, progress, desc):
+    def _train_member(self, net, maker: WindowMaker, panel: Panel, seed: int, loss: str, ckpt, resume, progress, desc):
         H, V = self.horizon, self.val_size
         T = maker.T
         start = torch.from_numpy(panel.start.astype(np.int64))
@@ -313,7 +317,7 @@ class Forecaster:
                 steps = c.unsqueeze(1) + torch.arange(H)
                 mask = mask * (steps < cut_limit).float()
             out = net(win.x, win.static, win.future)  # (B, H, Q)
-            return self._loss(out, win.target, mask, quantiles)
+            return self._loss(out, win.target, mask, quantiles, loss)
 
         validate = None
         if V:
@@ -327,9 +331,9 @@ class Forecaster:
                     win = maker.cut(n, c_val[s : s + PREDICT_CHUNK])
                     mask = win.mask[:, :V] * win.valid.unsqueeze(1).float()
                     out = net(win.x, win.static, win.future)
-                    loss = self._loss(out[:, :V], win.target[:, :V], mask, quantiles)
+                    loss_v = self._loss(out[:, :V], win.target[:, :V], mask, quantiles, loss)
                     w = float(mask.sum())
-                    total, count = total + float(loss) * w, count + w
+                    total, count = total + float(loss_v) * w, count + w
                 return total / max(count, 1.0)
 
         cfg = TrainConfig(
@@ -339,11 +343,11 @@ class Forecaster:
         return train(net, batch_loss, cfg, validate=validate, checkpoint_dir=ckpt, resume=resume,
                      progress=progress, desc=desc)  # fmt: skip
 
-    def _loss(self, out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
-        """Point loss on output 0 (+ pinball loss on the quantile outputs), masked, in the normalised space."""
+    def _loss(self, out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, quantiles: torch.Tensor, kind: str) -> torch.Tensor:
+        """Point loss ``kind`` on output 0 (+ pinball loss on the quantile outputs), masked, in the normalised space."""
         denom = mask.sum().clamp(min=1.0)
         point = out[..., 0]
-        if self.loss_ == "smape" and self.fitted_.log_scale:
+        if kind == "smape" and self.fitted_.log_scale:
             # sMAPE is scale-free, so the ratio space (÷ the window's level) gives the data-scale value.
             f, y = torch.exp(point.clamp(max=20.0)), torch.exp(target)
             loss = (2.0 * (f - y).abs() / (f + y) * mask).sum() / denom
@@ -546,7 +550,8 @@ class Forecaster:
             "lookback": self.lookback_,
             "level_window": self.level_window_,
             "loss": self.loss_,
-            "members": [{"lookback": m.lookback, "seed": m.seed, "net": m.net.cfg.to_dict()} for m in self.members_],
+            "members": [{"lookback": m.lookback, "seed": m.seed, "loss": m.loss, "net": m.net.cfg.to_dict()}
+                        for m in self.members_],
             "series": {"ids": [str(i) for i in p.ids],
                        "last_time": [int(v) for v in last] if isinstance(p.freq, int) else [str(v) for v in last]},
             "weights_sha256": digest,
@@ -573,7 +578,7 @@ class Forecaster:
                 prefix = f"member{k}."
                 net.load_state_dict({n[len(prefix):]: v for n, v in tensors.items() if n.startswith(prefix)})
                 net.eval()
-                self.members_.append(_Member(net, mem["lookback"], mem["seed"]))
+                self.members_.append(_Member(net, mem["lookback"], mem["seed"], mem["loss"]))
             names = self.fitted_.names
             freq = self.fitted_.freq
             last = cfg["series"]["last_time"]
