@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted (rerun `lstmkit forecast fit` with --resume to continue training)", file=sys.stderr)
+        print("error: interrupted (`forecast fit` and `classify fit` continue from their checkpoints with --resume)", file=sys.stderr)
         return 130
 
 

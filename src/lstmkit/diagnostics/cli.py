@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lstmkit.errors import ConfigError, UserError
+from lstmkit.errors import ConfigError
 
 log = logging.getLogger("lstmkit.cli")
 
@@ -153,17 +153,9 @@ def cmd_gates(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``lstmkit inspect …`` on its own: ``main(["gradients", "--T", "50"])``; returns the exit code."""
-    from lstmkit.cli import _ArgError, _one_line, _Parser, _setup_logging
+    from lstmkit.cli import main as lstmkit_main
 
-    parser = _Parser(prog="lstmkit")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    try:
-        args = parser.parse_args(["inspect", *(sys.argv[1:] if argv is None else argv)])
-        _setup_logging(False)
-        return int(args.func(args) or 0)
-    except (_ArgError, UserError) as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
-        return 2
+    return lstmkit_main(["inspect", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -215,36 +215,14 @@ def cmd_greff(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------ standalone
-class _ArgError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise _ArgError(f"{message} (see `{self.prog} --help`)")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lstmkit.experiments.cli experiment NAME …`` (or NAME … directly)."""
-    import logging
+    """``python -m lstmkit.experiments.cli experiment NAME …`` (or NAME … directly): ``lstmkit experiment``."""
+    from lstmkit.cli import main as lstmkit_main
 
-    parser = _Parser(prog="lstmkit")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] != "experiment" and not argv[0].startswith("-"):
         argv = ["experiment", *argv]
-    root = logging.getLogger("lstmkit")
-    if not root.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        root.addHandler(h)
-        root.setLevel(logging.INFO)
-    try:
-        args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
-    except (_ArgError, UserError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+    return lstmkit_main(argv)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
-from lstmkit.errors import ConfigError, DataError, UserError
+from lstmkit.errors import ConfigError, DataError
 
 log = logging.getLogger("lstmkit.cli")
 
@@ -329,35 +328,11 @@ def cmd_evaluate(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------ standalone
-def build_parser() -> argparse.ArgumentParser:
-    from lstmkit.cli import _Parser
-
-    parser = _Parser(prog="lstmkit", description="LSTM text classification")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    register(sub)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run ``classify …`` on its own (the same handling as ``lstmkit.cli.main``); returns the exit code."""
-    from lstmkit.cli import _ArgError, _one_line, _setup_logging
+    """Run ``classify …`` through ``lstmkit.cli.main`` (same error handling); returns the exit code."""
+    from lstmkit.cli import main as lstmkit_main
 
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        _setup_logging(args.quiet)
-        return int(args.func(args) or 0)
-    except (_ArgError, UserError) as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted (rerun `lstmkit classify fit` with --resume to continue training)", file=sys.stderr)
-        return 130
+    return lstmkit_main(list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":  # pragma: no cover
