@@ -13,6 +13,7 @@ with ``pack_padded_sequence`` / ``pad_packed_sequence``, without packing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -144,13 +145,19 @@ def run_stack(
     spec: RNNSpec,
     lengths: Tensor | None = None,
     training: bool = False,
+    direction: Callable[..., tuple[Tensor, Tensor, Tensor | None]] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """A stack of layers (each uni- or bidirectional) over time-major ``x`` (T, B, I).
+
+    ``direction`` runs one layer in one direction with :func:`run_direction`'s signature and contract
+    (lengths, reversal, frozen state past a sequence's end); fused backends pass their own kernel
+    here and reuse the stacking, bidirectionality and dropout of this function.
 
     ``weights`` holds one entry per layer and direction, in torch's order (l0, l0_reverse, l1, …);
     ``h0`` is (L·D, B, P or H), ``c0`` (L·D, B, H) for the LSTM. Returns outputs (T, B, D·(P or H)),
     h_n and c_n stacked like ``h0`` / ``c0``.
     """
+    direction = run_direction if direction is None else direction
     D = spec.num_directions
     h_n, c_n = [], []
     layer_in = x
@@ -158,7 +165,7 @@ def run_stack(
         outs = []
         for d in range(D):
             k = layer * D + d
-            out, h, c = run_direction(
+            out, h, c = direction(
                 layer_in, h0[k], None if c0 is None else c0[k], weights[k], spec, lengths, reverse=d == 1
             )
             outs.append(out)

@@ -95,6 +95,19 @@ def _register_builtin() -> None:
 
     register(ReferenceBackend(), priority=0)
     register(NativeBackend(), priority=100)
+    # The fused kernels import their toolchains (Triton, the C++ compiler) only when first asked to run.
+    try:
+        from lstmkit.core.backends.cpu_fused import CPUFusedBackend
+    except ImportError:
+        pass
+    else:
+        register(CPUFusedBackend(), priority=50)
+    try:
+        from lstmkit.core.backends.triton_lstm import TritonBackend
+    except ImportError:
+        pass
+    else:
+        register(TritonBackend(), priority=200)
 
 
 _register_builtin()
