@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     from lstmkit.text.cli import register as register_classify
 
     register_classify(sub)
+    __import__("lstmkit.text.generate_cli", fromlist=["register"]).register(sub)  # generate fit|sample|evaluate|inspect
+    __import__("lstmkit.text.translate_cli", fromlist=["register"]).register(sub)  # translate fit|predict|evaluate|demo
     register_experiment(sub)
     register_inspect(sub)
     return parser

@@ -178,3 +178,25 @@ def test_greff_study_table_and_plot(tmp_path):
     assert any("vanilla" in c for c in rep.conclusions())
     with pytest.raises(ValueError, match="variant"):
         greff_study("temporal-order", variants=("vanila",))
+
+
+@pytest.mark.parametrize("variant,row", [("standard", 0), ("nfg", 0), ("cifg", 0), ("nig", None)])
+def test_input_bias_sets_only_the_input_gate_rows(variant, row):
+    from lstmkit.experiments.runner import SequenceNet
+
+    torch.manual_seed(0)
+    plain = SequenceNet("lstm", 2, 5, 1, variant=variant)
+    torch.manual_seed(0)
+    net = SequenceNet("lstm", 2, 5, 1, variant=variant, input_bias=-3.0)
+    b_ih, b_hh = net.rnn.bias_ih_l0.detach(), net.rnn.bias_hh_l0.detach()
+    ref_ih, ref_hh = plain.rnn.bias_ih_l0.detach(), plain.rnn.bias_hh_l0.detach()
+    if row is None:  # NIG has no input gate: nothing changes
+        assert torch.equal(b_ih, ref_ih) and torch.equal(b_hh, ref_hh)
+        return
+    H = 5
+    i_rows = slice(row * H, (row + 1) * H)
+    assert torch.equal(b_ih[i_rows], torch.full((H,), -3.0))
+    assert torch.equal(b_hh[i_rows], torch.zeros(H))
+    rest = torch.ones(b_ih.shape[0], dtype=torch.bool)
+    rest[i_rows] = False
+    assert torch.equal(b_ih[rest], ref_ih[rest]) and torch.equal(b_hh[rest], ref_hh[rest])

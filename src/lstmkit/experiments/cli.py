@@ -52,6 +52,8 @@ def _common(p: argparse.ArgumentParser, models: bool = True) -> None:
                             "cell: nfg for adding and temporal-order, standard otherwise)")  # fmt: skip
         p.add_argument("--forget-bias", type=float, default=None, metavar="B",
                        help="LSTM forget-gate bias initialisation (default: the task's choice)")  # fmt: skip
+        p.add_argument("--input-bias", type=float, default=None, metavar="B",
+                       help="LSTM input-gate bias initialisation (default: the task's choice; -3 for adding)")  # fmt: skip
     p.add_argument("--steps", type=_pos_int, metavar="N", help="most optimiser steps per model (default: the task's budget)")
     p.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate (default: the task's)")
     p.add_argument("--hidden", type=_pos_int, metavar="H", help="hidden units (default: the task's)")
@@ -137,6 +139,7 @@ def cmd_experiment(args) -> int:
         report = run_experiment(
             name, models, variant=variant, steps=args.steps, seed=args.seed, lr=args.lr, hidden_size=args.hidden,
             forget_bias=args.forget_bias if args.forget_bias is not None else "default",
+            input_bias=args.input_bias if args.input_bias is not None else "default",
             time_limit=args.time_limit, **kw,
         )  # fmt: skip
     except ValueError as e:  # the layers' argument errors (e.g. an unknown variant)

@@ -3,8 +3,10 @@
 A backend states which configurations it can run (:meth:`Backend.unsupported` returns the reason it
 cannot, or ``None``) and runs them. ``auto`` tries the registered backends in priority order and takes
 the first that can run the configuration on the input's device and dtype; ``reference`` can run
-everything, so ``auto`` always succeeds. An explicitly requested backend that cannot run a configuration
-raises a ``ValueError`` that says what it supports.
+everything, so ``auto`` always succeeds. A backend may also decline ``auto`` for configurations it can run
+but measured slower than the next one (``auto_declines``; the table is in ``docs/kernels.md``). An
+explicitly requested backend that cannot run a configuration raises a ``ValueError`` that says what it
+supports.
 
 Later kernels (Triton on GPU, a fused CPU path for the variants) register themselves here with a
 priority; nothing else in the package changes.
@@ -76,8 +78,13 @@ def resolve(name: str, spec: RNNSpec, device: torch.device | None, dtype: torch.
     if name == "auto":
         for candidate in names():
             backend = _REGISTRY[candidate]
-            if backend.unsupported(spec, device, dtype) is None:
-                return backend
+            if backend.unsupported(spec, device, dtype) is not None:
+                continue
+            # A backend can run a configuration and still be slower there than the next one (measured):
+            declines = getattr(backend, "auto_declines", None)
+            if declines is not None and device is not None and declines(spec, device, dtype):
+                continue
+            return backend
         raise RuntimeError("no registered backend can run this configuration")  # reference runs all
     backend = get(name)
     reason = backend.unsupported(spec, device, dtype)

@@ -1,0 +1,346 @@
+"""The ``cpu_fused`` backend: every LSTM variant's time loop in C++, so variants stop paying Python per step.
+
+The reference loop costs tens of ATen calls (and as many autograd nodes) per time step, which dominates
+at small batches and long sequences. Here one layer in one direction is:
+
+* the input projection of all steps, one GEMM (what :func:`lstmkit.core.cells.input_projection`
+  computes; by the extension's packed GEMM where the input is wide enough, layer norm by torch);
+* the recurrence, one call into ``csrc/lstm_variants.cpp``: per step one GEMM ``h_{t-1} W_hh^T`` (a
+  register-blocked kernel on W packed once per call; the BLAS when W_hh passes 16 MB), plus one for
+  FGR's gate recurrence, and one vectorised pass over B×H that applies the variant (and layer norm),
+  saving the gate activations and c for the backward pass;
+* its backward, one call: per step one pass computing the pre-activation gradients (peephole and
+  layer-norm gain gradients summed on the way) and one GEMM ``dA_t W_hh`` for dh_{t-1}; then the
+  other weight gradients are single products over all steps (``dW_hh = Σ_t dA_tᵀ h_{t-1}``, FGR's and
+  W_ih's alike) in :class:`_Recurrence` and :class:`_InputProjection`.
+
+Stacking, bidirectionality, lengths (reversal within lengths) and dropout between layers are
+:func:`lstmkit.core.reference.run_stack`'s, with :func:`run_direction` below as its per-direction kernel.
+
+The extension is compiled with ``torch.utils.cpp_extension.load`` the first time a CPU forward (or an
+``unsupported`` check with a real device) needs it, once per machine (torch caches the build under its
+extensions directory, ``TORCH_EXTENSIONS_DIR``). Without a compiler, or when the build fails, the
+backend reports why in :meth:`CPUFusedBackend.unsupported` (warned once, never retried in the process)
+and ``auto`` falls back to the reference loop. ``LSTMKIT_NO_CPP=1`` turns it off.
+
+Supported: the LSTM cell in every variant of :data:`lstmkit.core.cells.VARIANTS` (standard included),
+uni/bidirectional, stacked, with bias or not, with lengths, with or without ``layer_norm``, float32 and
+float64, CPU. Not (yet): ``proj_size`` (it runs on the reference loop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import threading
+import time
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from lstmkit.core.cells import LN_EPS, VARIANTS, CellWeights, Variant
+from lstmkit.core.reference import RNNSpec, reverse_within_lengths, run_stack
+
+log = logging.getLogger(__name__)
+
+_SOURCE = Path(__file__).with_name("csrc") / "lstm_variants.cpp"
+_DTYPES = (torch.float32, torch.float64)
+
+# The C++ side's variant table (kVariants), as (gates, peepholes?, candidate_tanh, output_tanh, coupled, fgr).
+_CPP_VARIANTS = [
+    ("ifgo", False, True, True, False, False),  # standard
+    ("ifgo", True, True, True, False, False),  # peephole
+    ("fgo", True, True, True, False, False),  # nig
+    ("igo", True, True, True, False, False),  # nfg
+    ("ifg", True, True, True, False, False),  # nog
+    ("ifgo", True, False, True, False, False),  # niaf
+    ("ifgo", True, True, False, False, False),  # noaf
+    ("igo", True, True, True, True, False),  # cifg
+    ("ifgo", True, True, True, False, True),  # fgr
+]
+
+
+def variant_id(variant: Variant) -> int | None:
+    """The C++ kernel's id for ``variant`` (``None`` if the kernel has no such cell)."""
+    gates = "".join(variant.gates)
+    peep = bool(variant.peepholes)
+    if peep and variant.peepholes != tuple(
+        g for g in variant.gates if g != "g" and not (g == "f" and variant.coupled)
+    ):
+        return None  # the kernel gives every gate of the variant a peephole, or none
+    key = (
+        gates,
+        peep,
+        variant.candidate_tanh,
+        variant.output_tanh,
+        variant.coupled,
+        variant.full_recurrence,
+    )
+    return _CPP_VARIANTS.index(key) if key in _CPP_VARIANTS else None
+
+
+_VARIANT_IDS = {name: variant_id(v) for name, v in VARIANTS.items()}
+
+# ------------------------------------------------------------------------------------------ the build
+_lock = threading.Lock()
+_ext: ModuleType | None = None
+_error: str | None = None
+
+
+def _extension_name() -> str:
+    # -march=native code must not be reused on another CPU (a shared home directory): name it by the CPU.
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu += "".join(
+                line for line in f if line.startswith(("model name", "flags"))
+            )
+    except OSError:
+        cpu += platform.processor()
+    return "lstmkit_lstm_variants_" + hashlib.sha1(cpu.encode()).hexdigest()[:10]
+
+
+def extension() -> ModuleType | None:
+    """The compiled kernels (built on the first call, once per machine), or ``None`` with :func:`build_error` set."""
+    global _ext, _error
+    if _ext is not None or _error is not None:
+        return _ext
+    with _lock:
+        if _ext is not None or _error is not None:
+            return _ext
+        if os.environ.get("LSTMKIT_NO_CPP", "") not in ("", "0"):
+            _error = "the C++ extension is turned off (LSTMKIT_NO_CPP is set)"
+            return None
+        try:
+            _ext = _build()
+        except Exception as e:  # noqa: BLE001 — any build or load failure means: fall back
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            # torch's message starts "Error building extension"; the compiler's own "error:" line says why.
+            detail = next(
+                (ln for ln in lines if "error:" in ln.lower()),
+                lines[0] if lines else type(e).__name__,
+            )
+            _error = f"the C++ extension could not be built: {detail[:300]}"
+            warnings.warn(
+                f"lstmkit: {_error}; LSTM variants run on the (slower) reference loop",
+                stacklevel=3,
+            )
+        return _ext
+
+
+def build_error() -> str | None:
+    """Why the extension is unavailable (``None`` while it is, or before the first attempt)."""
+    return _error
+
+
+def _build() -> ModuleType:
+    from torch.utils import cpp_extension
+
+    name = _extension_name()
+    try:  # only to say whether this is the one slow first build
+        build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+        cached = any(build_dir.glob(f"{name}*.so"))
+    except Exception:  # noqa: BLE001 — a private helper of torch's; its absence must not stop the build
+        cached = False
+    if not cached:
+        log.info("compiling lstmkit's CPU kernels (once, ~60 s)")
+    # -fopenmp: at::parallel_for is inline OpenMP code, serial in a translation unit compiled without it.
+    flags = ["-O3", "-fopenmp"]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        flags.append("-march=native")  # AVX2 / AVX-512 for the vectorised loops; the name carries the CPU
+    start = time.perf_counter()
+    ext = cpp_extension.load(
+        name, [str(_SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False
+    )
+    log.log(logging.DEBUG if cached else logging.INFO, "lstmkit's CPU kernels ready in %.1f s", time.perf_counter() - start)
+    return ext
+
+
+# ------------------------------------------------------------------------------------------ autograd
+def _tn(a: Tensor, b: Tensor) -> Tensor:
+    """``a^T b`` over all steps (a (K, M), b (K, N)): the extension's packed kernel while b stays in
+    cache (about twice MKL's speed for dW_hh at the seed's size: 181 vs 381 µs), else the BLAS."""
+    vector = 64 // b.element_size()  # narrow b is padded to a whole vector: the BLAS wins below ~16 columns
+    if b.shape[1] >= 16 and a.shape[0] * -(-b.shape[1] // vector) * 64 <= 1 << 20:
+        return extension().matmul_tn(a, b)
+    return a.t().mm(b)
+
+
+def _gate_cols(variant: Variant, gate: str, H: int) -> slice:
+    k = variant.gates.index(gate)
+    return slice(k * H, (k + 1) * H)
+
+
+class _Recurrence(torch.autograd.Function):
+    """The time loop of one layer and direction: ``xg`` (T, B, G), h0, c0 -> out (T, B, H), h_n, c_n."""
+
+    @staticmethod
+    def forward(ctx, xg, h0, c0, w_hh, w_peep, w_fgr, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, mask, variant, save):
+        ext, vid = extension(), _VARIANT_IDS[variant.name]
+        empty = xg.new_empty(0)
+        wp = empty if w_peep is None else w_peep
+        wf = empty if w_fgr is None else w_fgr
+        ln = [] if ln_hh_w is None else [ln_hh_w, ln_hh_b, ln_c_w, ln_c_b]
+        out, h_n, c_n, acts, c_all, *ln_saved = ext.forward(
+            xg, h0, c0, w_hh.contiguous(), wp, wf, mask, vid, ln, LN_EPS, save
+        )
+        if save:
+            ctx.save_for_backward(h0, w_hh, wp, wf, out, acts, c_all, mask, *ln, *(ln_saved if ln else []))
+            ctx.variant = variant
+            ctx.has = (w_peep is not None, w_fgr is not None, bool(ln))
+        return out, h_n, c_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout, dh_n, dc_n):
+        h0, w_hh, wp, wf, out, acts, c_all, mask, *ln_all = ctx.saved_tensors
+        ln, ln_saved = ln_all[:4], ln_all[4:]
+        variant: Variant = ctx.variant
+        da, dh0, dc0, dw_peep_all, dhg, *dln = extension().backward(
+            dout.contiguous(), dh_n.contiguous(), dc_n.contiguous(), acts, c_all, w_hh.contiguous(), wp, wf,
+            mask, _VARIANT_IDS[variant.name], ln, ln_saved,
+        )  # fmt: skip
+        T, B, G = da.shape
+        H = c_all.shape[-1]
+        dw_hh = dw_peep = dw_fgr = None
+        if ctx.needs_input_grad[3]:
+            h_prev = torch.cat([h0.unsqueeze(0), out[:-1]]).reshape(T * B, H)  # (T·B, H); masked rows have da = 0
+            d_rec = dhg if ctx.has[2] else da  # gradient of W_hh h_{t-1} (through LN_hh with layer norm)
+            dw_hh = _tn(d_rec.reshape(T * B, G), h_prev)  # (G, H)
+        if ctx.has[0] and ctx.needs_input_grad[4]:
+            dw_peep = dw_peep_all  # (n_peep, H), summed in the kernel's loop
+        if ctx.has[1] and ctx.needs_input_grad[5]:
+            ifo = [_gate_cols(variant, g, H) for g in "ifo"]
+            da_ifo = torch.cat([da[..., s] for s in ifo], -1).reshape(T * B, 3 * H)
+            prev = torch.cat([acts[..., s] for s in ifo], -1)  # (T, B, 3H): step t's gates feed step t+1
+            prev = torch.cat([prev.new_zeros(1, B, 3 * H), prev[:-1]]).reshape(T * B, 3 * H)
+            dw_fgr = _tn(da_ifo, prev)  # (3H, 3H)
+        dln = dln if ctx.has[2] else [None] * 4
+        return da, dh0, dc0, dw_hh, dw_peep, dw_fgr, *dln, None, None, None
+
+
+class _InputProjection(torch.autograd.Function):
+    """``x W_ih^T + (b_ih + b_hh)`` for all steps at once, ``(T·B, I) -> (T·B, G)``, by the extension's
+    packed GEMM (about twice MKL's speed at an LSTM layer's sizes, e.g. T·B = 1600, I = 50, G = 200)."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, bias):
+        ctx.save_for_backward(x, w_ih)
+        ctx.has_bias = bias is not None
+        return extension().matmul(x, w_ih, True, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dxg):
+        x, w_ih = ctx.saved_tensors
+        dxg = dxg.contiguous()
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:  # the packed kernel pads N = I to whole vectors: BLAS for narrow inputs
+            dx = extension().matmul(dxg, w_ih, False, None) if x.shape[1] >= 16 else dxg.mm(w_ih)
+        if ctx.needs_input_grad[1]:
+            dw = _tn(dxg, x)  # (G, I)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = dxg.sum(0)
+        return dx, dw, db
+
+
+def _input_projection(x: Tensor, w: CellWeights, spec: RNNSpec) -> Tensor:
+    """:func:`lstmkit.core.cells.input_projection` (T, B, I) -> (T, B, G), by the extension's GEMM for I >= 8."""
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    bias = None if w.b_ih is None else w.b_ih + w.b_hh  # both biases in one add (cells adds them one by one)
+    if spec.layer_norm:  # LN(W_ih x; γ, β) + b_ih + b_hh
+        xw = _InputProjection.apply(x2, w.w_ih, None) if I >= 8 else F.linear(x2, w.w_ih)  # (T·B, G)
+        xg = F.layer_norm(xw, (xw.shape[-1],), *w.ln_ih, eps=LN_EPS)
+        return (xg if bias is None else xg + bias).view(T, B, -1)
+    if I < 8:  # the packed kernel gains nothing on a narrow input
+        return F.linear(x2, w.w_ih, bias).view(T, B, -1)
+    return _InputProjection.apply(x2, w.w_ih, bias).view(T, B, -1)  # (T, B, G)
+
+
+def run_direction(
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor | None,
+    w: CellWeights,
+    spec: RNNSpec,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """:func:`lstmkit.core.reference.run_direction`'s contract, with the time loop in C++."""
+    if reverse:
+        x = reverse_within_lengths(x, lengths)
+    T = x.shape[0]
+    xg = _input_projection(x, w, spec)  # (T, B, G)
+    mask = None
+    if lengths is not None:
+        lengths = lengths.to(x.device)
+        if int(lengths.min()) < T:
+            mask = (
+                torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
+            ).to(torch.uint8)  # (T, B)
+    ln = (*w.ln_hh, *w.ln_cell) if spec.layer_norm else (None,) * 4
+    tensors = (xg, h0, c0, w.w_hh, w.w_peep, w.w_fgr, *ln)
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    out, h_n, c_n = _Recurrence.apply(xg, h0, c0, w.w_hh, w.w_peep, w.w_fgr, *ln, mask, spec.variant, save)
+    if reverse:
+        out = reverse_within_lengths(out, lengths)
+    return out, h_n, c_n
+
+
+# ------------------------------------------------------------------------------------------ the backend
+class CPUFusedBackend:
+    name = "cpu_fused"
+    supports = (
+        "every LSTM variant (standard, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr) on CPU in float32 and "
+        "float64, stacked, bidirectional, with lengths and layer_norm, without proj_size"
+    )
+
+    def unsupported(
+        self, spec: RNNSpec, device: torch.device | None, dtype: torch.dtype | None
+    ) -> str | None:
+        if spec.mode != "lstm":
+            return f"mode {spec.mode!r} (only the LSTM family; the native backend runs GRU and RNN)"
+        if _VARIANT_IDS.get(spec.variant.name) is None:
+            return f"variant={spec.variant.name!r}"
+        if spec.proj_size:
+            return f"proj_size={spec.proj_size} (not in the C++ kernel yet)"
+        if device is not None and torch.device(device).type != "cpu":
+            return f"device {torch.device(device).type!r} (CPU only)"
+        if dtype is not None and dtype not in _DTYPES:
+            return f"dtype {dtype} (float32 and float64 only)"
+        if device is not None and extension() is None:
+            return build_error()
+        return None
+
+    def forward(
+        self,
+        spec: RNNSpec,
+        module: torch.nn.Module,
+        x: Tensor,
+        h0: Tensor,
+        c0: Tensor | None,
+        lengths: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        if spec.batch_first:
+            x = x.transpose(0, 1)  # (T, B, I)
+        out, h_n, c_n = run_stack(
+            x,
+            h0,
+            c0,
+            module.cell_weights(),
+            spec,
+            lengths,
+            module.training,
+            run_direction,
+        )
+        if spec.batch_first:
+            out = out.transpose(0, 1)
+        return out, h_n, c_n
