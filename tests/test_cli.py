@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lstmkit.cli import main
+from lstmkit.cli import build_parser, main
 
 H = 4
 FAST = ["--horizon", str(H), "--steps", "30", "--hidden-size", "8", "--no-progress"]
@@ -333,3 +334,43 @@ def test_subprocess_exit_code_and_single_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "missing.csv" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not (tmp_path / "m").exists()
+
+
+def _commands_with_resume() -> set[str]:
+    """``COMMAND ACTION`` of every sub-command of the parser that takes --resume."""
+    found = set()
+    for group in build_parser()._subparsers._group_actions:
+        for command, parser in group.choices.items():
+            for sub in parser._subparsers._group_actions if parser._subparsers else []:
+                for action, p in sub.choices.items():
+                    if any("--resume" in a.option_strings for a in p._actions):
+                        found.add(f"{command} {action}")
+    return found
+
+
+def test_interrupt_names_every_command_that_resumes(monkeypatch, capsys):
+    import lstmkit.text.generate_cli
+
+    resumable = _commands_with_resume()
+    assert resumable == {"forecast fit", "classify fit", "generate fit", "translate fit"}
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lstmkit.text.generate_cli, "cmd_fit", interrupted)
+    assert main(["generate", "fit", "x.txt", "--out", "m"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("error: interrupted") and err.count("\n") == 1 and "--resume" in err, err
+    for command in resumable:
+        assert f"`{command}`" in err, err
+
+
+def test_resume_with_other_covariates_is_one_line_error(model_dir, data_csv, tmp_path, capsys):
+    out = tmp_path / "m"
+    shutil.copytree(model_dir, out)
+    before = (out / "config.json").read_bytes()
+    df = pd.read_csv(data_csv)
+    other = write(tmp_path, df.assign(price=np.arange(len(df), dtype=float)), "with_price.csv")
+    fails(capsys, ["forecast", "fit", other, *FAST, "--past-covariates", "price", "--out", out, "--resume"],
+          str(out / "checkpoints"), "differ from the checkpoint", "new --out")  # fmt: skip
+    assert (out / "config.json").read_bytes() == before

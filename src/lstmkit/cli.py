@@ -36,6 +36,8 @@ DATASET_PREFIX = "dataset:"
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 BASELINES = ("naive", "seasonal_naive", "naive2", "theta", "ets")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".gz")
+# The commands that checkpoint as they train and take --resume (tests/test_cli.py checks the list is complete).
+RESUMABLE = "`forecast fit`, `classify fit`, `generate fit` and `translate fit`"
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -153,10 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     from lstmkit.diagnostics.cli import register as register_inspect
     from lstmkit.experiments.cli import register as register_experiment
     from lstmkit.text.cli import register as register_classify
+    from lstmkit.text.generate_cli import register as register_generate
+    from lstmkit.text.translate_cli import register as register_translate
 
     register_classify(sub)
-    __import__("lstmkit.text.generate_cli", fromlist=["register"]).register(sub)  # generate fit|sample|evaluate|inspect
-    __import__("lstmkit.text.translate_cli", fromlist=["register"]).register(sub)  # translate fit|predict|evaluate|demo
+    register_generate(sub)  # generate fit|sample|evaluate|inspect
+    register_translate(sub)  # translate fit|predict|evaluate|demo
     register_experiment(sub)
     register_inspect(sub)
     return parser
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted (`forecast fit` and `classify fit` continue from their checkpoints with --resume)", file=sys.stderr)
+        print(f"error: interrupted ({RESUMABLE} continue from their checkpoints with --resume)", file=sys.stderr)
         return 130
 
 
@@ -372,16 +376,14 @@ def _columns(args, data: _Data) -> dict:
 
 
 def cmd_fit(args) -> int:
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; pass a folder for the model directory")
+    from lstmkit.text._cli_common import check_model_out, checkpoints, fit_progress
+
+    out = check_model_out(args.out)
     data = _load_data(args.data, future_covariates=args.future_covariates, target=args.target)
     model = _forecaster(args, _horizon(args, data), data)
-    ckpt = out / "checkpoints"
-    if args.resume and not ckpt.is_dir():
-        log.warning("--resume: no checkpoints in %s; training from the start", ckpt)
+    ckpt = checkpoints(out, args.resume)
     _set_threads()
-    model.fit(data.df, **_columns(args, data), checkpoint_dir=ckpt, resume=args.resume, progress=not args.no_progress)
+    model.fit(data.df, **_columns(args, data), checkpoint_dir=ckpt, resume=args.resume, progress=fit_progress(args))
 
     last = [h[-1] for h in model.history_ if h]
     summary = {

@@ -277,6 +277,31 @@ def test_cell_activation_view_and_renderers(tmp_path):
         cell_activation_view(layer, x, list(text), units=[6])
 
 
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("shape", ["layout", "2d"])
+def test_cell_activation_view_equals_the_layers_own_states(batch_first, shape):
+    """The oracle: the layer's own outputs over the sequence and its final cell state, for both layouts
+    (a batch-first layer's inputs were once transposed twice)."""
+    torch.manual_seed(0)
+    T, I, H = 7, 3, 5
+    layer = lstmkit.LSTM(I, H, num_layers=2, batch_first=batch_first).eval()
+    x = torch.randn(T, I)
+    inputs = x if shape == "2d" else (x.unsqueeze(0) if batch_first else x.unsqueeze(1))  # (T, I), (1, T, I) or (T, 1, I)
+    with torch.no_grad():
+        out, state = layer(x.unsqueeze(0) if batch_first else x.unsqueeze(1))
+    h = out[0] if batch_first else out[:, 0]  # (T, H) of the last layer
+    units = [0, 2, 4]
+    view = cell_activation_view(layer, inputs, [f"t{t}" for t in range(T)], units)
+    assert view["position"].max() == T - 1 and len(view) == T * len(units)
+    wide_h = view.pivot(index="position", columns="unit", values="h").to_numpy()  # (T, U)
+    np.testing.assert_allclose(wide_h, h[:, units].double().numpy(), rtol=1e-5, atol=1e-6)
+    last = view[view["position"] == T - 1].sort_values("unit")["c"].to_numpy()
+    np.testing.assert_allclose(last, state.c[-1, 0, units].double().numpy(), rtol=1e-5, atol=1e-6)
+    first_layer = cell_activation_view(layer, inputs, [f"t{t}" for t in range(T)], units, layer_index=0)
+    last0 = first_layer[first_layer["position"] == T - 1].sort_values("unit")["c"].to_numpy()
+    np.testing.assert_allclose(last0, state.c[0, 0, units].double().numpy(), rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------ CLI
 def test_inspect_gradients_writes_csv_and_png(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LSTMKIT_THREADS", "1")

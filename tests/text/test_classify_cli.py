@@ -4,6 +4,7 @@ bad input of issue 5 ending as one line on stderr, exit code 2, and nothing writ
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,27 @@ def test_predict_and_evaluate_bad_inputs(model_dir, tmp_path, capsys):
     one_line_error(capsys, "--data", "--text")
     # characters outside the vocabulary are handled, not a crash
     assert main(["classify", "predict", str(model_dir), "--text", "日本語 ✓ 😀"]) == 0
+
+
+def test_resume_with_other_data_is_one_line_error(model_dir, tmp_path, capsys):
+    out = tmp_path / "m"
+    shutil.copytree(model_dir, out)
+    before = (out / "config.json").read_bytes()
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"tweet": [f"w{i} x{i % 7} y{i % 5}" for i in range(90)], "sentiment": ["a", "b", "c"] * 30}).to_csv(other, index=False)
+    rc = main(["classify", "fit", str(other), "--text", "tweet", "--label", "sentiment", *FAST, "--out", str(out), "--resume"])
+    assert rc == 2
+    one_line_error(capsys, str(out / "checkpoints"), "differ from the checkpoint", "new --out", "--resume")
+    assert (out / "config.json").read_bytes() == before
+
+
+
+@pytest.mark.parametrize(("flag", "value", "needle"), [("--epochs", "nan", "epochs=nan"), ("--epochs", "inf", "epochs=inf"),
+                                                       ("--seed", "-1", "seed must be a non-negative integer")])  # fmt: skip
+def test_non_finite_epochs_and_negative_seed_are_one_line(data_csv, tmp_path, capsys, flag, value, needle):
+    out = tmp_path / "m"
+    rc = main(["classify", "fit", str(data_csv), "--text", "tweet", "--label", "sentiment", "--encoding", "latin-1",
+               "--no-progress", flag, value, "--out", str(out)])  # fmt: skip
+    assert rc == 2
+    one_line_error(capsys, needle)
+    assert not out.exists()

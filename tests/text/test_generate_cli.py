@@ -3,7 +3,9 @@ trip, and every bad input ending as one line on stderr, exit code 2, and nothing
 
 from __future__ import annotations
 
+import codecs
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,25 @@ def test_missing_model_dir_and_data(model_dir, tmp_path, capsys):
     assert main(["generate", "inspect", str(model_dir), "--text", "x", "--units", "99", "--out", str(tmp_path / "v.html")]) == 2
     one_line_error(capsys, "--units")
     assert not (tmp_path / "v.html").exists()
+
+
+def test_resume_with_another_text_is_one_line_error(model_dir, tmp_path, capsys):
+    out = tmp_path / "gen"
+    shutil.copytree(model_dir, out)
+    before = (out / "config.json").read_bytes()
+    other = tmp_path / "other.txt"
+    other.write_text("ΑΒΓΔ αβγδ ЖЗИЙ — 0123456789 !?\n" * 40, encoding="utf-8")  # another vocabulary
+    assert main(["generate", "fit", str(other), *FAST, "--out", str(out), "--resume"]) == 2
+    one_line_error(capsys, str(out / "checkpoints"), "differ from the checkpoint", "new --out", "--resume")
+    assert (out / "config.json").read_bytes() == before
+
+
+
+def test_resume_with_a_vocabulary_of_the_same_size_is_refused_too(model_dir, tmp_path, capsys):
+    """Same parameter shapes, other meaning: rot13 maps the letters one to one, so the vocabulary has the same size."""
+    out = tmp_path / "gen"
+    shutil.copytree(model_dir, out)
+    other = tmp_path / "rot13.py"
+    other.write_text(codecs.encode(CODE, "rot13"), encoding="utf-8")
+    assert main(["generate", "fit", str(other), *FAST, "--out", str(out), "--resume"]) == 2
+    one_line_error(capsys, str(out / "checkpoints"), "differ from the checkpoint", "another vocabulary")

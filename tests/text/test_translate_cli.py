@@ -4,6 +4,7 @@ trip, and bad inputs ending as one line on stderr, exit code 2, and nothing writ
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,24 @@ def test_evaluate_with_a_non_utf8_file_names_the_line(model_dir, tmp_path, capsy
     one_line_error(capsys, "test.tsv", "line 3")
     assert not out.exists()
     assert main(["translate", "evaluate", str(model_dir), "--data", str(bad), "--encoding", "cp1252", "--out", str(out)]) == 0
+
+
+def test_resume_with_other_pairs_is_one_line_error(model_dir, tmp_path, capsys):
+    out = tmp_path / "m"
+    shutil.copytree(model_dir, out)
+    before = (out / "config.json").read_bytes()
+    other = tmp_path / "other.tsv"
+    other.write_text("".join(f"{i}\tn{i * 7}xyzw\n" for i in range(300)), encoding="utf-8")  # other characters
+    assert main(["translate", "fit", str(other), *FAST, "--out", str(out), "--resume"]) == 2
+    one_line_error(capsys, str(out / "checkpoints"), "differ from the checkpoint", "new --out", "--resume")
+    assert (out / "config.json").read_bytes() == before
+
+
+
+@pytest.mark.parametrize(("flag", "value", "needle"), [("--epochs", "nan", "epochs=nan"), ("--epochs", "inf", "epochs=inf"),
+                                                       ("--seed", "-1", "seed must be a non-negative integer")])  # fmt: skip
+def test_non_finite_epochs_and_negative_seed_are_one_line(data, tmp_path, capsys, flag, value, needle):
+    out = tmp_path / "m"
+    assert main(["translate", "fit", str(data["train"]), "--no-progress", flag, value, "--out", str(out)]) == 2
+    one_line_error(capsys, needle)
+    assert not out.exists()

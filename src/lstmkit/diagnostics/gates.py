@@ -103,8 +103,12 @@ def trace_gates(layer: torch.nn.Module, inputs: Tensor) -> list[GateTrace]:
     Returns one :class:`GateTrace` per layer·direction in torch's order (l0, l0_reverse, l1, …).
     """
     _check_lstm(layer)
+    return _trace_time_major(layer, _time_major(layer, inputs))
+
+
+def _trace_time_major(layer: torch.nn.Module, x: Tensor) -> list[GateTrace]:
+    """:func:`trace_gates` on inputs already time-major (T, B, I), whatever the layer's layout."""
     spec = layer.spec
-    x = _time_major(layer, inputs)
     traces: list[GateTrace] = []
     weights = layer.cell_weights()
     D = spec.num_directions
@@ -233,7 +237,7 @@ def cell_activation_view(
     tokens = list(tokens)
     if len(tokens) != x.shape[0]:
         raise ValueError(f"tokens has {len(tokens)} entries but inputs has {x.shape[0]} steps; pass one token per step")
-    traces = trace_gates(layer, x)
+    traces = _trace_time_major(layer, x)  # x is time-major already: trace_gates would transpose it again
     D = layer.spec.num_directions
     k = layer_index % layer.spec.num_layers
     if direction not in range(D):

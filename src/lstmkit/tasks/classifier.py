@@ -30,13 +30,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from lstmkit import __version__
-from lstmkit.errors import ConfigError, DataError, ModelDirError
+from lstmkit.errors import ConfigError, DataError
 from lstmkit.models.classifier_net import POOLINGS, ClassifierNet, ClassifierNetConfig
+from lstmkit.tasks import _common
 from lstmkit.text.tokenizers import KINDS, make_tokenizer, tokenizer_from_dict
 from lstmkit.text.vocab import Batch, init_embedding, pad_batch, read_vectors
-from lstmkit.training.checkpoint import atomic_save_tensors, atomic_write_json, read_json, read_model_dir
-from lstmkit.training.loop import TrainConfig, train
+from lstmkit.training.checkpoint import (
+    atomic_save_tensors,
+    atomic_write_json,
+    read_json,
+    read_model_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -232,30 +236,14 @@ class TextClassifier:
         return {k: getattr(self, k) for k in _PARAMS}
 
     def _check_params(self) -> None:
-        def positive_int(name: str, allow_none: bool = False, allow_zero: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
-                raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
-
         if self.tokenizer not in KINDS:
             raise ConfigError(f"tokenizer must be one of {', '.join(KINDS)}, got {self.tokenizer!r}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
-        for name in ("max_length", "embed_dim", "hidden_size", "num_layers", "batch_size"):
-            positive_int(name)
-        for name in ("vocab_size", "min_freq", "steps"):
-            positive_int(name, allow_none=True)
-        positive_int("patience", allow_zero=True)
-        if self.vocab_size is not None and self.vocab_size < 8:
-            raise ConfigError(f"vocab_size must be at least 8 (4 ids are reserved), got {self.vocab_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 <= self.val_fraction < 0.5:
-            raise ConfigError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
-        if self.lr <= 0 or self.epochs <= 0:
-            raise ConfigError(f"lr and epochs must be positive, got lr={self.lr}, epochs={self.epochs}")
+        _common.check_text_params(self, ("max_length", "embed_dim", "hidden_size", "num_layers", "batch_size"))
+        _common.check_val_fraction(self)
+        _common.check_lr_epochs(self)
+        _common.check_seed(self)
         if not (self.class_weight in (None, "balanced", "sqrt") or isinstance(self.class_weight, dict)):
             raise ConfigError(f"class_weight must be 'balanced', 'sqrt', None or a {{label: weight}} dict, got {self.class_weight!r}")
         if self.vectors is not None and self.tokenizer == "bpe":
@@ -344,8 +332,7 @@ class TextClassifier:
         tr_t = torch.from_numpy(tr)
         weight = torch.tensor(self.weights_, dtype=torch.float32)
         n = len(tr)
-        steps = self.steps or max(1, math.ceil(self.epochs * n / B))
-        per_epoch = max(1, min(steps, max(50, min(500, math.ceil(n / B)))))
+        steps, per_epoch = _common.epoch_schedule(self.steps, self.epochs, n, B)
 
         def batch_loss(gen: torch.Generator) -> torch.Tensor:
             idx = tr_t[torch.randint(0, n, (B,), generator=gen)]
@@ -366,9 +353,10 @@ class TextClassifier:
                     total += float(F.cross_entropy(logits, y[idx], weight=weight, reduction="sum"))
                 return total / float(weight[y[torch.from_numpy(va)]].sum())
 
-        cfg = TrainConfig(steps=steps, batch_size=B, lr=self.lr, weight_decay=self.weight_decay, clip=self.clip,
-                          steps_per_epoch=per_epoch, patience=self.patience, seed=self.seed)  # fmt: skip
-        return train(net, batch_loss, cfg, validate=validate, checkpoint_dir=ckpt, resume=resume, progress=progress, desc="training")
+        return _common.fit_network(self, net, batch_loss, validate, steps=steps, batch_size=B, steps_per_epoch=per_epoch,
+                                   checkpoint_dir=ckpt, resume=resume, progress=progress, weight_decay=self.weight_decay,
+                                   fingerprint=_common.data_fingerprint(self.tokenizer_.to_dict(), self.classes_,
+                                                                        net.cfg.to_dict(), n))  # fmt: skip
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:
@@ -435,9 +423,8 @@ class TextClassifier:
         """Write ``tokenizer.json``, ``weights.safetensors``, ``baseline.json`` (+ ``metrics.json``) and last
         ``config.json`` into ``path``, each atomically."""
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
+        path = _common.save_dir(path)
+        tensors = _common.prefixed(self.net_, "net.")
         base_meta = None
         if self.baseline_ is not None:
             base_meta, base_tensors = self.baseline_.to_state()
@@ -448,7 +435,7 @@ class TextClassifier:
         params = self.get_params()
         params["class_weight"] = self.class_weight if not isinstance(self.class_weight, dict) else {str(k): float(v) for k, v in self.class_weight.items()}
         config = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "lstmkit_version": __version__,
+            **_common.format_header(FORMAT, FORMAT_VERSION),
             "params": params, "classes": list(self.classes_), "class_weights": self.weights_,
             "class_counts": self.class_counts_,
             "net": self.net_.cfg.to_dict(), "baseline": self.baseline_ is not None,
@@ -457,37 +444,25 @@ class TextClassifier:
             "n_train": getattr(self, "n_train_", None), "n_val": getattr(self, "n_val_", None),
             "val_metrics": getattr(self, "val_metrics_", None),
         }  # fmt: skip
-        if metrics is not None:
-            atomic_write_json(path / "metrics.json", metrics)
-        atomic_write_json(path / "config.json", config)  # last: its presence marks a complete directory
-        return path
+        return _common.finish_save(path, config, metrics)
 
     @classmethod
     def load(cls, path: str | Path) -> TextClassifier:
         """Rebuild a fitted TextClassifier from a directory written by :meth:`save` (no pickle involved)."""
         path = Path(path)
         cfg, tensors = read_model_dir(path, FORMAT, FORMAT_VERSION, "text classifier", "classify fit")
-        try:
+        with _common.reading_model_dir(path):
             self = cls(**cfg["params"])
             self.classes_ = list(cfg["classes"])
             self.weights_ = list(cfg["class_weights"])
             self.class_counts_ = list(cfg["class_counts"])
             self.tokenizer_ = tokenizer_from_dict(read_json(path / "tokenizer.json", "tokenizer"))
-            self.net_ = ClassifierNet(ClassifierNetConfig(**cfg["net"]))
-            self.net_.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-            self.net_.eval()
+            self.net_ = _common.load_prefixed(ClassifierNet(ClassifierNetConfig(**cfg["net"])), tensors, "net.")
             self.baseline_ = None
             if cfg.get("baseline"):
                 self.baseline_ = TfidfBaseline.from_state(read_json(path / "baseline.json", "baseline"), tensors)
             for k in ("fit_seconds", "baseline_seconds", "n_train", "n_val", "val_metrics"):
                 setattr(self, f"{k}_", cfg.get(k))
-        except (KeyError, TypeError, RuntimeError, ValueError) as e:
-            if isinstance(e, (ModelDirError, ConfigError)):
-                raise
-            raise ModelDirError(
-                f"model directory {str(path)!r} is inconsistent ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                "it was edited or comes from another version — fit the model again"
-            ) from None
         return self
 
 

@@ -28,14 +28,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lstmkit import __version__
 from lstmkit.data.panel import Panel, season_length, to_panel
 from lstmkit.data.seasonality import deseasonalize, phase_factors
 from lstmkit.data.windows import WindowMaker
-from lstmkit.errors import ConfigError, DataError, ModelDirError
+from lstmkit.errors import ConfigError, DataError
 from lstmkit.models.forecast_net import ForecastNet, ForecastNetConfig
-from lstmkit.training.checkpoint import atomic_save_tensors, atomic_write_json, read_model_dir
-from lstmkit.training.loop import TrainConfig, train
+from lstmkit.tasks import _common
+from lstmkit.training.checkpoint import atomic_save_tensors, read_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -147,17 +146,11 @@ class Forecaster:
         return {k: getattr(self, k) for k in _PARAMS}
 
     def _check_params(self) -> None:
-        def positive_int(name: str, allow_zero: bool = False) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
-                raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
-
         for name in ("horizon", "hidden_size", "num_layers", "ensemble", "steps", "batch_size", "steps_per_epoch"):
-            positive_int(name)
-        positive_int("val_size", allow_zero=True)
-        positive_int("patience", allow_zero=True)
-        if self.lookback is not None:
-            positive_int("lookback")
+            _common.check_int(self, name)
+        _common.check_int(self, "val_size", allow_zero=True)
+        _common.check_int(self, "patience", allow_zero=True)
+        _common.check_int(self, "lookback", allow_none=True)
         for q in self.quantiles:
             if not 0.0 < float(q) < 1.0:
                 raise ConfigError(f"quantiles must lie strictly between 0 and 1, got {q}; e.g. --quantiles 0.1,0.5,0.9")
@@ -165,8 +158,7 @@ class Forecaster:
             raise ConfigError(f"loss must be 'auto', 'smape' or 'mae', got {self.loss!r}")
         if self.decoder not in ("direct", "seq2seq"):
             raise ConfigError(f"decoder must be 'direct' or 'seq2seq', got {self.decoder!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        _common.check_dropout(self)
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
 
@@ -336,12 +328,9 @@ class Forecaster:
                     total, count = total + float(loss_v) * w, count + w
                 return total / max(count, 1.0)
 
-        cfg = TrainConfig(
-            steps=self.steps, batch_size=self.batch_size, lr=self.lr, clip=self.clip,
-            steps_per_epoch=self.steps_per_epoch, patience=self.patience, seed=seed,
-        )  # fmt: skip
-        return train(net, batch_loss, cfg, validate=validate, checkpoint_dir=ckpt, resume=resume,
-                     progress=progress, desc=desc)  # fmt: skip
+        return _common.fit_network(self, net, batch_loss, validate, steps=self.steps, batch_size=self.batch_size,
+                                   steps_per_epoch=self.steps_per_epoch, checkpoint_dir=ckpt, resume=resume, progress=progress,
+                                   seed=seed, desc=desc)  # fmt: skip
 
     def _loss(self, out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, quantiles: torch.Tensor, kind: str) -> torch.Tensor:
         """Point loss ``kind`` on output 0 (+ pinball loss on the quantile outputs), masked, in the normalised space."""
@@ -526,12 +515,10 @@ class Forecaster:
     def save(self, path: str | Path, metrics: dict | None = None) -> Path:
         """Write ``config.json`` + ``weights.safetensors`` (+ ``metrics.json``) into ``path`` atomically."""
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = _common.save_dir(path)
         tensors = {}
         for k, mem in enumerate(self.members_):
-            for name, v in mem.net.state_dict().items():
-                tensors[f"member{k}.{name}"] = v
+            tensors.update(_common.prefixed(mem.net, f"member{k}."))
         p = self.panel_
         tensors["data.y"] = torch.from_numpy(p.y)
         tensors["data.start"] = torch.from_numpy(p.start.astype(np.int64))
@@ -542,9 +529,7 @@ class Forecaster:
         digest = atomic_save_tensors(path / "weights.safetensors", tensors)
         last = p.last_time
         config = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "lstmkit_version": __version__,
+            **_common.format_header(FORMAT, FORMAT_VERSION),
             "params": self.get_params(),
             "fitted": asdict(self.fitted_),
             "lookback": self.lookback_,
@@ -557,27 +542,21 @@ class Forecaster:
             "weights_sha256": digest,
             "fit_seconds": getattr(self, "fit_seconds_", None),
         }  # fmt: skip
-        if metrics is not None:
-            atomic_write_json(path / "metrics.json", metrics)
-        atomic_write_json(path / "config.json", config)  # last: its presence marks a complete directory
-        return path
+        return _common.finish_save(path, config, metrics)
 
     @classmethod
     def load(cls, path: str | Path) -> Forecaster:
         """Rebuild a fitted Forecaster from a directory written by :meth:`save` (no pickle involved)."""
         path = Path(path)
         cfg, tensors = read_model_dir(path, FORMAT, FORMAT_VERSION, "forecaster", "forecast fit")
-        try:
+        with _common.reading_model_dir(path):
             self = cls(**cfg["params"])
             self.fitted_ = _Fitted(**cfg["fitted"])
             self.season_ = self.fitted_.season
             self.lookback_, self.level_window_, self.loss_ = cfg["lookback"], cfg["level_window"], cfg["loss"]
             self.members_ = []
             for k, mem in enumerate(cfg["members"]):
-                net = ForecastNet(ForecastNetConfig(**mem["net"]))
-                prefix = f"member{k}."
-                net.load_state_dict({n[len(prefix):]: v for n, v in tensors.items() if n.startswith(prefix)})
-                net.eval()
+                net = _common.load_prefixed(ForecastNet(ForecastNetConfig(**mem["net"])), tensors, f"member{k}.")
                 self.members_.append(_Member(net, mem["lookback"], mem["seed"], mem["loss"]))
             names = self.fitted_.names
             freq = self.fitted_.freq
@@ -594,11 +573,6 @@ class Forecaster:
                 names=names,
             )
             self.seasonal_ = tensors["data.seasonal"].numpy().astype(np.float64)
-        except (KeyError, TypeError, RuntimeError, ValueError) as e:
-            raise ModelDirError(
-                f"model directory {str(path)!r} is inconsistent ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                "it was edited or comes from another version — fit the model again"
-            ) from None
         return self
 
 

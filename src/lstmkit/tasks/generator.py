@@ -41,9 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmkit import __version__
-from lstmkit.errors import ConfigError, DataError, ModelDirError
+from lstmkit.errors import ConfigError, DataError
 from lstmkit.layers import LSTM, LSTMState
+from lstmkit.tasks import _common
 from lstmkit.tasks.ngram import LN2, NGramLM
 from lstmkit.text.tokenizers import CharTokenizer, make_tokenizer, tokenizer_from_dict
 from lstmkit.text.vocab import BOS_ID, SPECIALS, UNK_ID
@@ -53,7 +53,6 @@ from lstmkit.training.checkpoint import (
     read_json,
     read_model_dir,
 )
-from lstmkit.training.loop import TrainConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -280,29 +279,13 @@ class TextGenerator:
         return {k: getattr(self, k) for k in _PARAMS}
 
     def _check_params(self) -> None:
-        def positive_int(name: str, allow_none: bool = False, allow_zero: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
-                raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
-
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"tokenizer must be one of {', '.join(TOKENIZERS)} for text generation, got {self.tokenizer!r}")
-        for name in ("embed_dim", "hidden_size", "num_layers", "seq_len", "batch_size"):
-            positive_int(name)
-        for name in ("vocab_size", "min_freq", "steps"):
-            positive_int(name, allow_none=True)
-        positive_int("patience", allow_zero=True)
-        if self.vocab_size is not None and self.vocab_size < 8:
-            raise ConfigError(f"vocab_size must be at least 8 (4 ids are reserved), got {self.vocab_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 <= self.val_fraction < 0.5:
-            raise ConfigError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
-        if not (self.lr > 0 and self.epochs > 0 and self.clip >= 0):
+        _common.check_text_params(self, ("embed_dim", "hidden_size", "num_layers", "seq_len", "batch_size"))
+        _common.check_val_fraction(self)
+        if not (0 < self.lr < math.inf and 0 < self.epochs < math.inf and self.clip >= 0):  # NaN and inf fail too
             raise ConfigError(f"lr and epochs must be positive and clip non-negative, got lr={self.lr}, epochs={self.epochs}, clip={self.clip}")
         if not self.ngram_orders or any(isinstance(o, bool) or not isinstance(o, (int, np.integer)) or not 1 <= o <= 10 for o in self.ngram_orders):
             raise ConfigError(f"ngram_orders must be integers between 1 and 10, got {self.ngram_orders!r}")
@@ -400,9 +383,9 @@ class TextGenerator:
             def validate() -> float:
                 return self._nats(val_ids) / LN2 / n_val_chars
 
-        cfg = TrainConfig(steps=steps, batch_size=x.shape[0], lr=self.lr, clip=self.clip, warmup=0.1,
-                          steps_per_epoch=per_epoch, patience=self.patience, seed=self.seed)  # fmt: skip
-        return train(net, batch_loss, cfg, validate=validate, checkpoint_dir=ckpt, resume=resume, progress=progress, desc="training")
+        return _common.fit_network(self, net, batch_loss, validate, steps=steps, batch_size=x.shape[0], steps_per_epoch=per_epoch,
+                                   checkpoint_dir=ckpt, resume=resume, progress=progress, warmup=0.1,
+                                   fingerprint=_common.data_fingerprint(self.tokenizer_.to_dict(), net.cfg.to_dict(), len(ids)))  # fmt: skip
 
     # ------------------------------------------------------------------ scoring
     def _check_fitted(self) -> None:
@@ -533,26 +516,20 @@ class TextGenerator:
         if self.tokenizer == "char":
             tokens = list(unicodedata.normalize("NFC", text))  # the characters themselves, unknown ones too
         with torch.no_grad():
-            emb = self.net_.embedding(torch.tensor(ids)).unsqueeze(1)  # (T, 1, E)
-        # A time-major twin of the network's batch-first LSTM: cell_activation_view hands its (T, B, I)
-        # inputs on to trace_gates, which would transpose them again for a batch-first layer.
-        cfg = self.net_.cfg
-        twin = LSTM(cfg.embed_dim, cfg.hidden_size, cfg.num_layers)
-        twin.load_state_dict(self.net_.lstm.state_dict())
+            emb = self.net_.embedding(torch.tensor(ids))  # (T, E): one sequence, whatever the layer's layout
         if units is None:
-            view = cell_activation_view(twin, emb, tokens, layer_index=layer)
+            view = cell_activation_view(self.net_.lstm, emb, tokens, layer_index=layer)
             spread = view.groupby("unit")["tanh_c"].std().sort_values(ascending=False, kind="stable")
             units = sorted(int(u) for u in spread.index[:top])
-        return cell_activation_view(twin, emb, tokens, units, layer_index=layer)
+        return cell_activation_view(self.net_.lstm, emb, tokens, units, layer_index=layer)
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | Path, metrics: dict | None = None) -> Path:
         """Write ``tokenizer.json`` (+ ``char_tokenizer.json`` for bpe), ``weights.safetensors`` (network and
         n-gram tables), ``metrics.json`` when given, and last ``config.json`` into ``path``, each atomically."""
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
+        path = _common.save_dir(path)
+        tensors = _common.prefixed(self.net_, "net.")
         ngram_meta = None
         if self.ngram_ is not None:
             ngram_meta, arrays = self.ngram_.to_state()
@@ -562,43 +539,31 @@ class TextGenerator:
             atomic_write_json(path / "char_tokenizer.json", self.char_tokenizer_.to_dict())
         digest = atomic_save_tensors(path / "weights.safetensors", tensors)
         config = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "lstmkit_version": __version__,
+            **_common.format_header(FORMAT, FORMAT_VERSION),
             "params": {**self.get_params(), "ngram_orders": list(self.ngram_orders)}, "net": self.net_.cfg.to_dict(),
             "ngram": ngram_meta, "weights_sha256": digest,
             **{k: getattr(self, f"{k}_", None) for k in _FITTED},
         }  # fmt: skip
-        if metrics is not None:
-            atomic_write_json(path / "metrics.json", metrics)
-        atomic_write_json(path / "config.json", config)  # last: its presence marks a complete directory
-        return path
+        return _common.finish_save(path, config, metrics)
 
     @classmethod
     def load(cls, path: str | Path) -> TextGenerator:
         """Rebuild a fitted TextGenerator from a directory written by :meth:`save` (no pickle involved)."""
         path = Path(path)
         cfg, tensors = read_model_dir(path, FORMAT, FORMAT_VERSION, "text generator", "generate fit")
-        try:
+        with _common.reading_model_dir(path):
             params = dict(cfg["params"])
             params["ngram_orders"] = tuple(params["ngram_orders"])
             self = cls(**params)
             self.tokenizer_ = tokenizer_from_dict(read_json(path / "tokenizer.json", "tokenizer"))
             self.char_tokenizer_ = self.tokenizer_ if self.tokenizer == "char" else tokenizer_from_dict(read_json(path / "char_tokenizer.json", "tokenizer"))
-            self.net_ = LMNet(LMNetConfig(**cfg["net"]))
-            self.net_.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-            self.net_.eval()
+            self.net_ = _common.load_prefixed(LMNet(LMNetConfig(**cfg["net"])), tensors, "net.")
             self.ngram_ = None
             if cfg.get("ngram") is not None:
                 arrays = {k[6:]: v.numpy() for k, v in tensors.items() if k.startswith("ngram.")}
                 self.ngram_ = NGramLM.from_state(cfg["ngram"], arrays)
             for k in _FITTED:
                 setattr(self, f"{k}_", cfg.get(k))
-        except (KeyError, TypeError, RuntimeError, ValueError) as e:
-            if isinstance(e, (ModelDirError, ConfigError)):
-                raise
-            raise ModelDirError(
-                f"model directory {str(path)!r} is inconsistent ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                "it was edited or comes from another version — fit the model again"
-            ) from None
         return self
 
 

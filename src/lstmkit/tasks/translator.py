@@ -33,14 +33,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from lstmkit import __version__
-from lstmkit.errors import ConfigError, DataError, ModelDirError
+from lstmkit.errors import ConfigError, DataError
 from lstmkit.models.seq2seq_net import (
     Seq2SeqNet,
     Seq2SeqNetConfig,
     beam_search,
     greedy_decode,
 )
+from lstmkit.tasks import _common
 from lstmkit.text.tokenizers import KINDS, make_tokenizer, tokenizer_from_dict
 from lstmkit.text.vocab import BOS_ID, EOS_ID, PAD_ID, pad_batch
 from lstmkit.training.checkpoint import (
@@ -49,7 +49,6 @@ from lstmkit.training.checkpoint import (
     read_json,
     read_model_dir,
 )
-from lstmkit.training.loop import TrainConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +68,8 @@ def read_pairs(path: str | Path, encoding: str = "utf-8", flag: str = "PAIRS") -
     (or more than one), or that is not valid ``encoding`` text, is a :class:`DataError` naming the file and
     the line; empty sources or targets are reported by :func:`check_pairs`, with their line numbers.
     """
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{flag} file {str(p)!r} does not exist; check the path")
-    if p.is_dir():
-        raise DataError(f"{flag} {str(p)!r} is a directory; pass a TSV file of source<TAB>target lines")
-    try:
-        "".encode(encoding)
-    except LookupError:
-        raise ConfigError(f"encoding {encoding!r} is not a known text encoding; use e.g. utf-8, latin-1, cp1252") from None
+    p = _common.check_input_file(path, flag, "a TSV file of source<TAB>target lines")
+    _common.check_encoding(encoding, "encoding")
     data = p.read_bytes()
     if data.startswith(b"\xef\xbb\xbf") and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         data = data[3:]
@@ -310,32 +302,16 @@ class Translator:
         return {k: getattr(self, k) for k in _PARAMS}
 
     def _check_params(self) -> None:
-        def positive_int(name: str, allow_none: bool = False, allow_zero: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
-                raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
-
         for name in ("tokenizer", "target_tokenizer"):
             v = getattr(self, name)
             if not (v in KINDS or (v is None and name == "target_tokenizer")):
                 raise ConfigError(f"{name} must be one of {', '.join(KINDS)}, got {v!r}")
-        for name in ("max_length", "embed_dim", "hidden_size", "num_layers", "batch_size", "beam_size"):
-            positive_int(name)
-        for name in ("vocab_size", "min_freq", "steps"):
-            positive_int(name, allow_none=True)
-        positive_int("patience", allow_zero=True)
-        if self.vocab_size is not None and self.vocab_size < 8:
-            raise ConfigError(f"vocab_size must be at least 8 (4 ids are reserved), got {self.vocab_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        _common.check_text_params(self, ("max_length", "embed_dim", "hidden_size", "num_layers", "batch_size", "beam_size"))
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0.0 <= self.val_fraction < 0.5:
-            raise ConfigError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
-        if self.lr <= 0 or self.epochs <= 0:
-            raise ConfigError(f"lr and epochs must be positive, got lr={self.lr}, epochs={self.epochs}")
+        _common.check_val_fraction(self)
+        _common.check_lr_epochs(self)
+        _common.check_seed(self)
         if self.length_penalty < 0:
             raise ConfigError(f"length_penalty must be >= 0, got {self.length_penalty}")
 
@@ -395,8 +371,7 @@ class Translator:
         tr_t = torch.from_numpy(tr)
         tgt_len = (tgt_out != PAD_ID).sum(dim=1)  # (N,) target tokens incl. the end token
         n = len(tr)
-        steps = self.steps or max(1, math.ceil(self.epochs * n / B))
-        per_epoch = max(1, min(steps, max(50, min(500, math.ceil(n / B)))))
+        steps, per_epoch = _common.epoch_schedule(self.steps, self.epochs, n, B)
         smoothing = self.label_smoothing
 
         def loss_on(idx: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -417,9 +392,10 @@ class Translator:
                 total = sum(float(loss_on(order[s : s + 256], "sum")) for s in range(0, len(order), 256))
                 return total / tokens
 
-        cfg = TrainConfig(steps=steps, batch_size=B, lr=self.lr, weight_decay=self.weight_decay, clip=self.clip,
-                          steps_per_epoch=per_epoch, patience=self.patience, seed=self.seed)  # fmt: skip
-        return train(net, batch_loss, cfg, validate=validate, checkpoint_dir=ckpt, resume=resume, progress=progress, desc="training")
+        return _common.fit_network(self, net, batch_loss, validate, steps=steps, batch_size=B, steps_per_epoch=per_epoch,
+                                   checkpoint_dir=ckpt, resume=resume, progress=progress, weight_decay=self.weight_decay,
+                                   fingerprint=_common.data_fingerprint(self.source_tokenizer_.to_dict(), self.target_tokenizer_.to_dict(),
+                                                                        net.cfg.to_dict(), n))  # fmt: skip
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:
@@ -509,50 +485,37 @@ class Translator:
         """Write the tokenizers, ``weights.safetensors``, ``baseline.json`` (+ ``metrics.json``) and last
         ``config.json`` into ``path``, each atomically."""
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = _common.save_dir(path)
         atomic_write_json(path / "source_tokenizer.json", self.source_tokenizer_.to_dict())
         atomic_write_json(path / "target_tokenizer.json", self.target_tokenizer_.to_dict())
         if self.baseline_ is not None:
             atomic_write_json(path / "baseline.json", self.baseline_.to_dict())
-        digest = atomic_save_tensors(path / "weights.safetensors", {f"net.{k}": v for k, v in self.net_.state_dict().items()})
+        digest = atomic_save_tensors(path / "weights.safetensors", _common.prefixed(self.net_, "net."))
         config = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "lstmkit_version": __version__,
+            **_common.format_header(FORMAT, FORMAT_VERSION),
             "params": self.get_params(), "net": self.net_.cfg.to_dict(), "baseline": self.baseline_ is not None,
             "max_target_length": self.max_target_length_, "weights_sha256": digest,
             "fit_seconds": getattr(self, "fit_seconds_", None), "n_train": getattr(self, "n_train_", None),
             "n_val": getattr(self, "n_val_", None), "val_metrics": getattr(self, "val_metrics_", None),
         }  # fmt: skip
-        if metrics is not None:
-            atomic_write_json(path / "metrics.json", metrics)
-        atomic_write_json(path / "config.json", config)  # last: its presence marks a complete directory
-        return path
+        return _common.finish_save(path, config, metrics)
 
     @classmethod
     def load(cls, path: str | Path) -> Translator:
         """Rebuild a fitted Translator from a directory written by :meth:`save` (no pickle involved)."""
         path = Path(path)
         cfg, tensors = read_model_dir(path, FORMAT, FORMAT_VERSION, "translator", "translate fit")
-        try:
+        with _common.reading_model_dir(path):
             self = cls(**cfg["params"])
             self.source_tokenizer_ = tokenizer_from_dict(read_json(path / "source_tokenizer.json", "source tokenizer"))
             self.target_tokenizer_ = tokenizer_from_dict(read_json(path / "target_tokenizer.json", "target tokenizer"))
-            self.net_ = Seq2SeqNet(Seq2SeqNetConfig(**cfg["net"]))
-            self.net_.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-            self.net_.eval()
+            self.net_ = _common.load_prefixed(Seq2SeqNet(Seq2SeqNetConfig(**cfg["net"])), tensors, "net.")
             self.max_target_length_ = int(cfg["max_target_length"])
             self.baseline_ = None
             if cfg.get("baseline"):
                 self.baseline_ = NearestNeighbourBaseline.from_dict(read_json(path / "baseline.json", "baseline"))
             for k in ("fit_seconds", "n_train", "n_val", "val_metrics"):
                 setattr(self, f"{k}_", cfg.get(k))
-        except (KeyError, TypeError, RuntimeError, ValueError) as e:
-            if isinstance(e, (ModelDirError, ConfigError)):
-                raise
-            raise ModelDirError(
-                f"model directory {str(path)!r} is inconsistent ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                "it was edited or comes from another version — fit the model again"
-            ) from None
         return self
 
 

@@ -17,34 +17,19 @@ Mistakes end as one line ``error: …`` on stderr with exit code 2, and nothing 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from pathlib import Path
 
 from lstmkit.errors import ConfigError, DataError
+from lstmkit.text import _cli_common as common
 
 log = logging.getLogger("lstmkit.cli")
 
+_positive_int, _fraction = common.positive_int, common.number  # argument types
+
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".gz")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _fraction(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def register(subparsers) -> None:
@@ -105,18 +90,13 @@ def read_texts(path: str | Path, encoding: str = "utf-8", flag: str = "DATA"):
     """A DataFrame of strings from a CSV / TSV / Parquet file, or a .txt file's lines (column ``text``)."""
     import pandas as pd
 
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{flag} file {str(p)!r} does not exist; check the path")
-    if p.is_dir():
-        raise DataError(f"{flag} {str(p)!r} is a directory; pass a CSV, TSV, Parquet or .txt file")
+    from lstmkit.tasks._common import check_encoding, check_input_file
+
+    p = check_input_file(path, flag, "a CSV, TSV, Parquet or .txt file")
     suffix = p.suffix.lower()
     if suffix not in TEXT_SUFFIXES + ("",):
         raise DataError(f"{flag} file {str(p)!r} has suffix {suffix!r}; pass a .csv, .tsv, .parquet or .txt file")
-    try:
-        "".encode(encoding)
-    except LookupError:
-        raise ConfigError(f"--encoding {encoding!r} is not a known text encoding; use e.g. utf-8, latin-1, cp1252") from None
+    check_encoding(encoding)
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p).astype(object)
@@ -171,19 +151,15 @@ def cmd_fit(args) -> int:
     from lstmkit.cli import _set_threads, _Staging
     from lstmkit.tasks.classifier import TextClassifier
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; pass a folder for the model directory")
+    out = common.check_model_out(args.out)
     df = read_texts(args.data, args.encoding)
     texts = _column(df, args.text, "--text", f"DATA {args.data!r}").tolist()
     labels = _column(df, args.label, "--label", f"DATA {args.data!r}").tolist()
     model = TextClassifier(**_params(args))
     model._check_params()
-    ckpt = out / "checkpoints"
-    if args.resume and not ckpt.is_dir():
-        log.warning("--resume: no checkpoints in %s; training from the start", ckpt)
+    ckpt = common.checkpoints(out, args.resume)
     _set_threads()
-    model.fit(texts, labels, progress=not args.no_progress, checkpoint_dir=ckpt, resume=args.resume)
+    model.fit(texts, labels, progress=common.fit_progress(args), checkpoint_dir=ckpt, resume=args.resume)
     val = model.val_metrics_
     summary = {
         "data": str(args.data), "columns": {"text": args.text, "label": args.label}, "encoding": args.encoding,
@@ -209,15 +185,12 @@ def cmd_fit(args) -> int:
 
 def _plots(history, evaluation: dict | None, folder: Path) -> list[str]:
     """training.png and confusion_matrix.png; skipped with a warning where matplotlib is missing."""
-    from lstmkit.reports.plots import plot_training
-
-    made = []
-    try:
-        made.append(plot_training(history, folder / "training.png").name)
-        if evaluation is not None:
+    made = common.training_plot(history, folder)
+    if made and evaluation is not None:  # no training plot: matplotlib is missing, and the warning was given
+        try:
             made.append(plot_confusion(evaluation, folder / "confusion_matrix.png").name)
-    except ConfigError as e:
-        log.warning("no plots: %s", e)
+        except ConfigError as e:
+            log.warning("no plots: %s", e)
     return made
 
 
@@ -297,9 +270,7 @@ def cmd_evaluate(args) -> int:
     from lstmkit.tasks.classifier import TextClassifier
 
     model_dir = Path(args.model_dir)
-    out = Path(args.out) if args.out else model_dir / "evaluation"
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; pass a folder for the evaluation outputs")
+    out = common.evaluation_out(args.out, model_dir)
     model = TextClassifier.load(model_dir)
     cols = _model_columns(model_dir)
     df = read_texts(args.data, args.encoding, "--data")
@@ -320,19 +291,14 @@ def cmd_evaluate(args) -> int:
             plot_confusion(result, stage.dir / "confusion_matrix.png")
         except ConfigError as e:
             log.warning("no confusion-matrix plot: %s", e)
-        names = sorted(p.name for p in stage.dir.iterdir())
-        stage.publish()
-    for name in names:
-        print(f"wrote:   {out / name}")
+        common.publish_listed(stage, out)
     return 0
 
 
 # ------------------------------------------------------------------------------------------ standalone
 def main(argv: list[str] | None = None) -> int:
     """Run ``classify …`` through ``lstmkit.cli.main`` (same error handling); returns the exit code."""
-    from lstmkit.cli import main as lstmkit_main
-
-    return lstmkit_main(list(sys.argv[1:] if argv is None else argv))
+    return common.run(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

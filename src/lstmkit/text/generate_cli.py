@@ -21,39 +21,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from pathlib import Path
 
 from lstmkit.errors import ConfigError, DataError
+from lstmkit.text import _cli_common as common
 
 log = logging.getLogger("lstmkit.cli")
+
+_positive_int, _number = common.positive_int, common.finite_number  # argument types
 
 # The demo's defaults (flags given on the command line win): one layer, short chunks, small batches —
 # the fastest to a low bits per character on a CPU in a few minutes (benchmarks/textgen.py).
 DEMO_PARAMS = {"num_layers": 1, "hidden_size": 256, "seq_len": 64, "batch_size": 32, "lr": 4e-3, "dropout": 0.1, "steps": 4000,
                "precision": "auto"}
 DEMO_FLAGS = {"layers": 1, "hidden": 256, "seq-len": 64, "batch": 32, "lr": 0.004, "dropout": 0.1, "steps": 4000, "precision": "auto"}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _number(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
 
 
 def _temperature(text: str) -> float:
@@ -189,11 +171,8 @@ def cmd_fit(args) -> int:
     from lstmkit.cli import _set_threads, _Staging
     from lstmkit.tasks.generator import DEMO, TextGenerator, stdlib_corpus
 
-    if args.fit_quiet:
-        logging.getLogger("lstmkit").setLevel(logging.WARNING)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; pass a folder for the model directory")
+    progress = common.fit_progress(args)
+    out = common.check_model_out(args.out)
     src = _source(args.data, "DATA")
     params = _params(args)
     if src is None:  # the demo: sized to train in about 4 minutes on one loaded core (benchmarks/textgen.py)
@@ -208,11 +187,8 @@ def cmd_fit(args) -> int:
                  len(corpus.validation), len(corpus.test), corpus.root)  # fmt: skip
     else:
         train_data, val_data = src, None
-    ckpt = out / "checkpoints"
-    if args.resume and not ckpt.is_dir():
-        log.warning("--resume: no checkpoints in %s; training from the start", ckpt)
+    ckpt = common.checkpoints(out, args.resume)
     _set_threads()
-    progress = not (args.no_progress or args.fit_quiet)
     model.fit(train_data, validation=val_data, glob=args.glob, progress=progress, checkpoint_dir=ckpt, resume=args.resume)
     test = model.evaluate(corpus.text("test")).to_dict() if corpus is not None else None
     summary = {
@@ -303,9 +279,7 @@ def cmd_inspect(args) -> int:
 # ------------------------------------------------------------------------------------------ standalone
 def main(argv: list[str] | None = None) -> int:
     """Run ``generate …`` through ``lstmkit.cli.main`` (same error handling); returns the exit code."""
-    from lstmkit.cli import main as lstmkit_main
-
-    return lstmkit_main(list(sys.argv[1:] if argv is None else argv))
+    return common.run(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

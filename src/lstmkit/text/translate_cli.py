@@ -16,36 +16,21 @@ Mistakes end as one line ``error: …`` on stderr with exit code 2, and nothing 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from pathlib import Path
 
 from lstmkit.errors import ConfigError, DataError
+from lstmkit.text import _cli_common as common
 
 log = logging.getLogger("lstmkit.cli")
+
+_positive_int, _number = common.positive_int, common.number  # argument types
 
 DEMO_PREFIX = "demo:"
 OUT_SUFFIXES = (".tsv", ".csv")
 DEFAULT_DEMO_N = {"fit": 20_000, "evaluate": 2_000, "demo": 1_000}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def register(subparsers) -> None:
@@ -131,17 +116,11 @@ def _pairs(spec: str, encoding: str, split: str, n: int | None, seed: int, flag:
 
 def read_sources(path: str | Path, encoding: str = "utf-8") -> tuple[list[str], list[str] | None]:
     """Sources of a file with one per line, and the targets where every line is ``source<TAB>target``."""
+    from lstmkit.tasks._common import check_encoding, check_input_file
     from lstmkit.tasks.translator import check_texts
 
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"--data file {str(p)!r} does not exist; check the path")
-    if p.is_dir():
-        raise DataError(f"--data {str(p)!r} is a directory; pass a text file with one source per line")
-    try:
-        "".encode(encoding)
-    except LookupError:
-        raise ConfigError(f"--encoding {encoding!r} is not a known text encoding; use e.g. utf-8, latin-1, cp1252") from None
+    p = check_input_file(path, "--data", "a text file with one source per line")
+    check_encoding(encoding)
     sources, targets, lines = [], [], []
     data = p.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
@@ -206,11 +185,8 @@ def cmd_fit(args) -> int:
     from lstmkit.cli import _set_threads, _Staging
     from lstmkit.tasks.translator import Translator
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; pass a folder for the model directory")
-    if args.fit_quiet:
-        logging.getLogger("lstmkit").setLevel(logging.WARNING)
+    out = common.check_model_out(args.out)
+    progress = common.fit_progress(args)
     params = _params(args)
     if args.pairs.startswith(DEMO_PREFIX) and args.steps is None and args.epochs is None:
         from lstmkit.data.translation_demo import get_demo
@@ -219,11 +195,9 @@ def cmd_fit(args) -> int:
     model = Translator(**params)
     model._check_params()
     sources, targets = _pairs(args.pairs, args.encoding, "train", args.n, model.seed, "PAIRS")
-    ckpt = out / "checkpoints"
-    if args.resume and not ckpt.is_dir():
-        log.warning("--resume: no checkpoints in %s; training from the start", ckpt)
+    ckpt = common.checkpoints(out, args.resume)
     _set_threads()
-    model.fit(sources, targets, progress=not (args.no_progress or args.fit_quiet), checkpoint_dir=ckpt, resume=args.resume)
+    model.fit(sources, targets, progress=progress, checkpoint_dir=ckpt, resume=args.resume)
     val = model.val_metrics_
     summary = {
         "data": str(args.pairs), "n_pairs": len(sources), "n_train": model.n_train_, "n_val": model.n_val_,
@@ -232,7 +206,7 @@ def cmd_fit(args) -> int:
     }  # fmt: skip
     with _Staging(out) as stage:
         model.save(stage.dir, metrics=summary)
-        plots = _plots(model.history_, stage.dir)
+        plots = common.training_plot(model.history_, stage.dir)
         stage.publish(last="config.json")
     if args.fit_quiet:
         return 0
@@ -246,16 +220,6 @@ def cmd_fit(args) -> int:
         print(f"plot:    {out / name}")
     print(f"next:    lstmkit translate predict {out} --text \"...\"   |   lstmkit translate evaluate {out} --data TEST.tsv")
     return 0
-
-
-def _plots(history, folder: Path) -> list[str]:
-    from lstmkit.reports.plots import plot_training
-
-    try:
-        return [plot_training(history, folder / "training.png").name]
-    except ConfigError as e:
-        log.warning("no plots: %s", e)
-        return []
 
 
 def cmd_predict(args) -> int:
@@ -292,9 +256,7 @@ def cmd_evaluate(args) -> int:
     from lstmkit.tasks.translator import Translator
 
     model_dir = Path(args.model_dir)
-    out = Path(args.out) if args.out else model_dir / "evaluation"
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; pass a folder for the evaluation outputs")
+    out = common.evaluation_out(args.out, model_dir)
     model = Translator.load(model_dir)
     sources, refs = _pairs(args.data, args.encoding, "test", args.n, args.seed, "--data")
     _set_threads()
@@ -307,10 +269,7 @@ def cmd_evaluate(args) -> int:
         _write_table(ev.table(), stage.dir / "metrics.csv")
         (stage.dir / "metrics.json").write_text(json.dumps({"data": str(args.data), "beam_size": beam, **ev.to_dict()}, indent=2) + "\n")
         _write_table(pd.DataFrame({"source": sources, "target": refs, "prediction": ev.predictions}), stage.dir / "predictions.tsv")
-        names = sorted(p.name for p in stage.dir.iterdir())
-        stage.publish()
-    for name in names:
-        print(f"wrote:   {out / name}")
+        common.publish_listed(stage, out)
     return 0
 
 
@@ -331,9 +290,7 @@ def cmd_demo(args) -> int:
 # ------------------------------------------------------------------------------------------ standalone
 def main(argv: list[str] | None = None) -> int:
     """Run ``translate …`` through ``lstmkit.cli.main`` (same error handling); returns the exit code."""
-    from lstmkit.cli import main as lstmkit_main
-
-    return lstmkit_main(list(sys.argv[1:] if argv is None else argv))
+    return common.run(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

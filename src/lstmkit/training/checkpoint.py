@@ -158,11 +158,32 @@ def load_checkpoint(folder: str | Path, model: torch.nn.Module, opt: torch.optim
         return None
     meta = read_json(folder / "checkpoint.json", "checkpoint")
     tensors = read_tensors(folder / "checkpoint.safetensors", "checkpoint", meta.get("sha256"))
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    optimizer_from_tensors(opt, tensors, meta["optimizer"])
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer_from_tensors(opt, tensors, meta["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        # Another vocabulary, other covariates or other network options give other parameter shapes.
+        raise checkpoint_mismatch(folder, f"{type(e).__name__}: {_first_line(e)}") from None
     torch.set_rng_state(tensors["rng.torch"])
     generator.set_state(tensors["rng.sampler"])
     return meta["counters"]
+
+
+def checkpoint_mismatch(folder: str | Path, detail: str) -> ModelDirError:
+    """The error for a ``--resume`` whose data or options are not those the checkpoint was written with."""
+    return ModelDirError(
+        f"cannot resume from the checkpoint in {str(folder)!r}: the data, vocabulary or configuration differ from "
+        f"the checkpoint's ({detail}); resume with the same data and options, or train from the start with a new "
+        "--out (or without --resume)"
+    )
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    """The telling line of an error (torch's load_state_dict opens with a heading that ends in ':')."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    return (lines[0] if lines else type(e).__name__)[:limit]
 
 
 def read_model_dir(path: str | Path, fmt: str, version: int, what: str, fit_command: str) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -21,7 +21,13 @@ import torch
 from torch import Tensor
 
 from lstmkit.errors import UserError
-from lstmkit.training.checkpoint import atomic_save_tensors, load_checkpoint, read_tensors, save_checkpoint
+from lstmkit.training.checkpoint import (
+    atomic_save_tensors,
+    checkpoint_mismatch,
+    load_checkpoint,
+    read_tensors,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +82,14 @@ def train(
     resume: bool = False,
     progress: bool = False,
     desc: str = "training",
+    fingerprint: str | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``cfg.steps`` steps of ``loss_on_batch(generator)``.
 
     ``validate`` returns a validation loss (lower is better); with it the best epoch's weights are
-    restored at the end, and ``cfg.patience > 0`` stops training early.
+    restored at the end, and ``cfg.patience > 0`` stops training early. ``fingerprint`` (e.g. a hash of
+    the vocabulary) is stored in the checkpoints; ``resume`` refuses a checkpoint with another one, since
+    data that give the same parameter shapes can still mean other things (another vocabulary of the same size).
     """
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -92,6 +101,8 @@ def train(
     if resume and ckpt is not None:
         counters = load_checkpoint(ckpt, model, opt, gen)
         if counters is not None:
+            if fingerprint is not None and counters.get("fingerprint") not in (None, fingerprint):
+                raise checkpoint_mismatch(ckpt, "another vocabulary or data fingerprint")
             step, best, bad_epochs = counters["step"], counters["best"], counters["bad_epochs"]
             result.history = counters["history"]
             result.best_epoch = counters["best_epoch"]
@@ -155,7 +166,7 @@ def train(
                 save_checkpoint(
                     ckpt, model, opt, gen,
                     {"step": step, "best": best, "bad_epochs": bad_epochs, "history": result.history,
-                     "best_epoch": result.best_epoch, "has_best": best_state is not None},
+                     "best_epoch": result.best_epoch, "has_best": best_state is not None, "fingerprint": fingerprint},
                 )  # fmt: skip
             if stop:
                 result.stopped_early = True
