@@ -49,6 +49,31 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse prints usage + exits; we want one line and exit code 2
         raise _ArgError(f"{message} (see `{self.prog} --help`)")
 
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports unknown arguments from the top-level parser; point to the sub-command's help.
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            raise _ArgError(f"unrecognized arguments: {' '.join(extras)} (see `{_chosen(self, ns).prog} --help`)")
+        return ns
+
+
+def _chosen(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> argparse.ArgumentParser:
+    """The deepest sub-command parser that ``ns`` went through (``lstmkit generate fit``)."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(ns, subs[0].dest, None) if subs else None
+        if name not in (subs[0].choices if subs else {}):
+            return parser
+        parser = subs[0].choices[name]
+
+
+def _fit_parsers(sub: argparse._SubParsersAction):
+    """The ``fit`` parser of each task (``forecast fit``, ``classify fit``, …)."""
+    for task in sub.choices.values():
+        for action in task._actions:
+            if isinstance(action, argparse._SubParsersAction) and "fit" in action.choices:
+                yield action.choices["fit"]
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -120,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p)
     _add_columns(p)
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoints after an interruption")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write (new or empty)")
     p.set_defaults(func=cmd_fit)
 
     p = fsub.add_parser("predict", help="forecast the next H steps of every series with a saved model")
@@ -163,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_translate(sub)  # translate fit|predict|evaluate|demo
     register_experiment(sub)
     register_inspect(sub)
+    from lstmkit.text._cli_common import add_force_flag
+
+    for fit in _fit_parsers(sub):  # --force: replace a model of the same task (checked in main, before the fit)
+        add_force_flag(fit)
     return parser
 
 
@@ -173,17 +202,35 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         _setup_logging(args.quiet)
-        return int(args.func(args) or 0)
+        from lstmkit.text._cli_common import guard_fit_out
+
+        guard_fit_out(args)  # a fit's --out: refused before its data is even read
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return rc
     except (_ArgError, UserError) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `lstmkit ... | head`: the reader left; not an error of ours
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+    except BrokenPipeError:  # `lstmkit ... | head`: the reader left, as it may; exit quietly with 0
+        _stdout_to_devnull()
+        return 0
     except KeyboardInterrupt:
         print(f"error: interrupted ({RESUMABLE} continue from their checkpoints with --resume)", file=sys.stderr)
         return 130
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null so Python's flush at exit finds no closed pipe (Python's own recipe for
+    SIGPIPE: https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a test runner's capture: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _one_line(e: BaseException) -> str:
@@ -312,6 +359,15 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
+# The files a fit writes into its model directory (any task); a refit with --force removes the old ones it
+# does not write again, so the folder never mixes two models. Other files, checkpoints/ and evaluation/ stay.
+_MODEL_FILES = frozenset({
+    "config.json", "weights.safetensors", "metrics.json", "tokenizer.json", "char_tokenizer.json",
+    "source_tokenizer.json", "target_tokenizer.json", "baseline.json", "training.png", "confusion_matrix.png",
+    "forecasts.png", "report.html",
+})
+
+
 class _Staging:
     """A temp folder beside ``target``; ``publish()`` moves its files into ``target`` (``last`` last)."""
 
@@ -324,6 +380,11 @@ class _Staging:
         self.target.mkdir(parents=True, exist_ok=True)
         if last is not None:
             (self.target / last).unlink(missing_ok=True)  # the old marker goes first: never a mixed "complete" dir
+        if last == "config.json":  # a model replaced (fit --force): the old model's files that the new one lacks go
+            new = {p.name for p in self.dir.iterdir()}
+            for name in sorted(_MODEL_FILES - new):
+                if (self.target / name).is_file():
+                    (self.target / name).unlink()
         files = sorted(self.dir.iterdir(), key=lambda p: p.name == last)
         for f in files:
             os.chmod(f, _FILE_MODE)  # temp files are created private (0600)
@@ -378,7 +439,7 @@ def _columns(args, data: _Data) -> dict:
 def cmd_fit(args) -> int:
     from lstmkit.text._cli_common import check_model_out, checkpoints, fit_progress
 
-    out = check_model_out(args.out)
+    out = check_model_out(args.out, args)
     data = _load_data(args.data, future_covariates=args.future_covariates, target=args.target)
     model = _forecaster(args, _horizon(args, data), data)
     ckpt = checkpoints(out, args.resume)
@@ -465,8 +526,10 @@ def cmd_evaluate(args) -> int:
     unknown = [b for b in args.baselines if b not in BASELINES]
     if unknown:
         raise ConfigError(f"--baselines: unknown {', '.join(map(repr, unknown))}; choose from {','.join(BASELINES)}")
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out!r} is a file; pass a folder for the evaluation outputs")
+    if args.out is not None:
+        from lstmkit.text._cli_common import check_evaluation_out
+
+        check_evaluation_out(args.out)  # a new or empty folder, or an earlier evaluation; never a model's
     data = _load_data(args.data, full=True)
     H = _horizon(args, data)
     model = _forecaster(args, H, data)

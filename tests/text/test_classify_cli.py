@@ -179,8 +179,9 @@ def test_resume_with_other_data_is_one_line_error(model_dir, tmp_path, capsys):
 
 
 
-@pytest.mark.parametrize(("flag", "value", "needle"), [("--epochs", "nan", "epochs=nan"), ("--epochs", "inf", "epochs=inf"),
-                                                       ("--seed", "-1", "seed must be a non-negative integer")])  # fmt: skip
+@pytest.mark.parametrize(("flag", "value", "needle"), [("--epochs", "nan", "--epochs: expected a finite number, got 'nan'"),
+                                                       ("--epochs", "inf", "--epochs: expected a finite number, got 'inf'"),
+                                                       ("--seed", "-1", "--seed must be a non-negative integer")])  # fmt: skip
 def test_non_finite_epochs_and_negative_seed_are_one_line(data_csv, tmp_path, capsys, flag, value, needle):
     out = tmp_path / "m"
     rc = main(["classify", "fit", str(data_csv), "--text", "tweet", "--label", "sentiment", "--encoding", "latin-1",

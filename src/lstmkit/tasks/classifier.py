@@ -485,7 +485,7 @@ def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
         raise DataError(f"{what} must be a sequence of strings, got one string; wrap it in a list: [text]")
     values = list(texts)
     if not values:
-        raise DataError(f"{what} is empty: there are no texts")
+        raise DataError(f"{what} is empty: there are no texts; pass at least one text")
     bad = np.flatnonzero([v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip() for v in values])
     if len(bad):
         raise DataError(

@@ -107,8 +107,12 @@ def cpu_has_bf16() -> bool:
 
 
 # ------------------------------------------------------------------------------------------ corpus
-def read_text_file(path: str | Path) -> str:
-    """A file's text, decoded as strict UTF-8; a :class:`DataError` naming the file and the byte offset."""
+BPE_MIN_VOCAB = 260  # a byte-level BPE starts from the 256 bytes and the 4 special ids
+
+
+def read_text_file(path: str | Path, in_folder: bool = False) -> str:
+    """A file's text, decoded as strict UTF-8; a :class:`DataError` naming the file and the byte offset
+    (``in_folder``: the file was found in a folder, so leaving it out with ``glob`` is suggested too)."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -121,7 +125,7 @@ def read_text_file(path: str | Path) -> str:
     except UnicodeDecodeError as e:
         raise DataError(
             f"{str(p)!r} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); convert it to UTF-8 "
-            "(e.g. iconv -f latin1 -t utf-8), or leave it out of the folder (--glob '*.txt')"
+            "(e.g. iconv -f latin1 -t utf-8)" + (", or leave it out of the folder (--glob '*.txt')" if in_folder else "")
         ) from None
 
 
@@ -157,7 +161,7 @@ def read_corpus(source, glob: str = "**/*") -> str:
         files = corpus_files(source, glob)
         if not files:
             raise DataError(f"folder {str(source)!r} holds no files matching {glob!r}; pass a folder of text files or a different --glob")
-        return join_texts([read_text_file(f) for f in files])
+        return join_texts([read_text_file(f, in_folder=True) for f in files])
     return read_text_file(source)
 
 
@@ -441,12 +445,12 @@ class TextGenerator:
         return ev
 
     # ------------------------------------------------------------------ sampling
-    def _encode_prompt(self, prompt: str, tokenizer) -> list[int]:
+    def _encode_prompt(self, prompt: str, tokenizer, what: str = "the prompt") -> list[int]:
         ids = tokenizer.encode(prompt) if prompt else []
         if tokenizer.kind == "char" and UNK_ID in ids:
             unknown = sorted({c for c in unicodedata.normalize("NFC", prompt) if c not in tokenizer.vocab})
             shown = ", ".join(repr(c) for c in unknown[:10]) + (" …" if len(unknown) > 10 else "")
-            log.warning("the prompt has %d character(s) the model never saw (%s); they are read as <unk>", len(unknown), shown)
+            log.warning("%s has %d character(s) the model never saw (%s); they are read as <unk>", what, len(unknown), shown)
         return ids
 
     @torch.no_grad()
@@ -511,7 +515,7 @@ class TextGenerator:
 
         self._check_fitted()
         text = _nonempty(text, "the text to inspect")
-        ids = self.tokenizer_.encode(text)
+        ids = self._encode_prompt(text, self.tokenizer_, "the text to inspect")
         tokens = [self.tokenizer_.id_to_token(i) if i != UNK_ID else "<unk>" for i in ids]
         if self.tokenizer == "char":
             tokens = list(unicodedata.normalize("NFC", text))  # the characters themselves, unknown ones too

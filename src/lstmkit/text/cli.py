@@ -23,13 +23,15 @@ import sys
 from pathlib import Path
 
 from lstmkit.errors import ConfigError, DataError
+from lstmkit.text import _cli_args as args_
 from lstmkit.text import _cli_common as common
 
 log = logging.getLogger("lstmkit.cli")
 
-_positive_int, _fraction = common.positive_int, common.number  # argument types
+_positive_int = common.positive_int  # argument type
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".gz")
+OUT_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".gz")
 
 
 def register(subparsers) -> None:
@@ -44,24 +46,27 @@ def register(subparsers) -> None:
     p.add_argument("--encoding", default="utf-8", help="text encoding of DATA (default: utf-8; e.g. latin-1, cp1252)")
     g = p.add_argument_group("model (unset flags keep the TextClassifier's defaults)")
     g.add_argument("--tokenizer", choices=("word", "char", "bpe"), help="token unit (default: word)")
-    g.add_argument("--vocab-size", type=_positive_int, metavar="N", help="largest vocabulary (bpe: its trained size)")
+    g.add_argument("--vocab-size", type=args_.vocab_size, metavar="N", help="largest vocabulary (bpe: its trained size)")
     g.add_argument("--max-length", type=_positive_int, metavar="N", help="tokens kept from the start of each text (default: 128)")
     g.add_argument("--pooling", choices=("max", "attention", "mean", "max_mean", "last"), help="how the LSTM's steps become one vector (default: max)")
-    g.add_argument("--hidden-size", type=_positive_int, metavar="N", help="LSTM units per direction (default: 128)")
-    g.add_argument("--embed-dim", type=_positive_int, metavar="N", help="embedding size (default: 128; the file's with --vectors)")
+    g.add_argument("--hidden-size", "--hidden", dest="hidden_size", type=_positive_int, metavar="N", help="LSTM units per direction (default: 128)")
+    g.add_argument("--num-layers", "--layers", dest="num_layers", type=_positive_int, metavar="N", help="stacked LSTM layers (default: 1)")
+    g.add_argument("--embed-dim", "--embed", dest="embed_dim", type=_positive_int, metavar="N",
+                   help="embedding size (default: 128; the file's with --vectors)")
     g.add_argument("--class-weight", choices=("balanced", "sqrt", "none"),
                    help="weigh classes by inverse frequency, its square root, or not at all (default: none)")
     g.add_argument("--vectors", metavar="FILE", help="word2vec / GloVe text file to initialise the word embeddings")
-    g.add_argument("--epochs", type=_fraction, metavar="E", help="passes over the training texts (default: 6)")
+    g.add_argument("--epochs", type=args_.positive_number, metavar="E", help="passes over the training texts (default: 6)")
     g.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps (overrides --epochs)")
-    g.add_argument("--batch-size", type=_positive_int, metavar="N", help="texts per optimiser step (default: 64)")
-    g.add_argument("--lr", type=_fraction, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
-    g.add_argument("--val-fraction", type=_fraction, metavar="F", help="share held out for early stopping (default: 0.1)")
-    g.add_argument("--patience", type=int, metavar="N", help="validations without improvement before stopping (default: 0, never)")
+    g.add_argument("--batch-size", "--batch", dest="batch_size", type=_positive_int, metavar="N", help="texts per optimiser step (default: 64)")
+    g.add_argument("--lr", type=args_.positive_number, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
+    g.add_argument("--val-fraction", type=args_.val_fraction, metavar="F", help="share held out for early stopping (default: 0.1)")
+    g.add_argument("--patience", type=args_.non_negative_int, metavar="N", help="validations without improvement before stopping (default: 0, never)")
     g.add_argument("--seed", type=int, metavar="S", help="random seed (same seed + machine + CPU ⇒ same numbers)")
     g.add_argument("--no-baseline", action="store_true", help="skip TF-IDF + logistic regression")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoints after an interruption")
+    args_.add_quiet(p)
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
     p.set_defaults(func=cmd_fit)
 
@@ -72,7 +77,8 @@ def register(subparsers) -> None:
     src.add_argument("--text", action="append", metavar='"..."', help="a text to classify (repeat for several)")
     p.add_argument("--text-column", metavar="COL", help="text column of --data (default: the one used at fit)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of --data (default: utf-8)")
-    p.add_argument("--out", metavar="FILE", help="write the predictions here (.csv/.parquet); default: print CSV")
+    p.add_argument("--out", metavar="FILE", help="write the predictions here (.csv/.tsv/.parquet); default: print CSV")
+    args_.add_quiet(p)
     p.set_defaults(func=cmd_predict)
 
     p = csub.add_parser("evaluate", help="score the LSTM and the baselines on labelled data; confusion-matrix plot")
@@ -82,6 +88,7 @@ def register(subparsers) -> None:
     p.add_argument("--label", metavar="COL", help="label column (default: the one used at fit)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of --data (default: utf-8)")
     p.add_argument("--out", metavar="DIR", help="write metrics.json/csv and confusion_matrix.png here (default: MODEL_DIR/evaluation)")
+    args_.add_quiet(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -101,8 +108,18 @@ def read_texts(path: str | Path, encoding: str = "utf-8", flag: str = "DATA"):
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p).astype(object)
         if suffix == ".txt":
-            lines = p.read_bytes().decode(encoding).splitlines()
-            return pd.DataFrame({"text": lines})
+            data = p.read_bytes()
+            if data.startswith(b"\xef\xbb\xbf") and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+                data = data[3:]
+            lines = data.decode(encoding).splitlines()
+            kept = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
+            if len(kept) < len(lines):
+                blank = [i for i, line in enumerate(lines, start=1) if not line.strip()]
+                shown = ", ".join(map(str, blank[:5])) + (", …" if len(blank) > 5 else "")
+                print(f"note: skipped {len(blank)} blank line(s) of {str(p)!r} (line(s) {shown})", file=sys.stderr)
+            df = pd.DataFrame({"text": [line for _, line in kept]})
+            df.attrs["lines"] = [i for i, _ in kept]
+            return df
         return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",", encoding=encoding, dtype=str,
                            keep_default_na=False, na_values=[""])  # fmt: skip
     except UnicodeDecodeError as e:
@@ -125,6 +142,49 @@ def _column(df, name: str, flag: str, label: str):
     return df[name]
 
 
+def _check_column_texts(texts: list, df, where: str, column: str, flag: str, what: str = "text") -> list:
+    """The texts (``what="label"``: labels) of ``column``, none empty or missing; the errors name the file, the
+    column and the rows as the user sees them (data rows of a table, lines of a .txt file)."""
+    import math
+
+    lines = df.attrs.get("lines")
+    if not texts:
+        if lines is not None:
+            raise DataError(f"{where} holds no texts (only blank lines); pass a file with one text per line")
+        raise DataError(f"{where} has no data rows (only a header), so column {column!r} ({flag}) holds no texts; "
+                        "pass a file with at least one row under the header")  # fmt: skip
+    bad = [i for i, v in enumerate(texts) if v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip()]
+    if bad:
+        if lines is not None:
+            unit, nums = "line(s)", [lines[i] for i in bad]
+        else:
+            unit, nums = "data row(s)", [i + 1 for i in bad]
+        shown = ", ".join(map(str, nums[:5])) + (f", … ({len(nums)} in all)" if len(nums) > 5 else "")
+        extra = "" if lines is not None else " (counting the first row under the header as 1; file line = row + 1 where no text spans lines)"
+        fix = "remove those rows or label them" if what == "label" else "remove those rows or fill them in"
+        raise DataError(f"{where} column {column!r} ({flag}) has {len(bad)} empty or missing {what}(s) at {unit} {shown}{extra}; "
+                        f"{fix}")  # fmt: skip
+    return texts if what == "label" else [str(v) for v in texts]
+
+
+def _check_out_suffix(path: str) -> None:
+    if not str(path).lower().endswith(OUT_SUFFIXES):
+        raise ConfigError(f"--out {path!r} must end in .csv, .tsv or .parquet (the suffix picks the format)")
+
+
+def _write_predictions(df, path: str | Path) -> Path:
+    """CSV / Parquet through the forecast commands' writer; TSV here (atomically: temp file, renamed)."""
+    from lstmkit.cli import _write_table
+
+    path = Path(path)
+    if path.suffix.lower() == ".tsv":
+        from lstmkit.training.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(path, df.to_csv(index=False, sep="\t").encode())
+        return path
+    return _write_table(df, path)
+
+
 def _model_columns(model_dir: Path) -> dict:
     try:
         return json.loads((model_dir / "metrics.json").read_text()).get("columns", {})
@@ -134,7 +194,7 @@ def _model_columns(model_dir: Path) -> dict:
 
 def _params(args) -> dict:
     kw = {}
-    for flag in ("tokenizer", "vocab_size", "max_length", "pooling", "hidden_size", "embed_dim", "vectors", "epochs",
+    for flag in ("tokenizer", "vocab_size", "max_length", "pooling", "hidden_size", "num_layers", "embed_dim", "vectors", "epochs",
                  "steps", "batch_size", "lr", "val_fraction", "patience", "seed"):  # fmt: skip
         v = getattr(args, flag)
         if v is not None:
@@ -151,15 +211,19 @@ def cmd_fit(args) -> int:
     from lstmkit.cli import _set_threads, _Staging
     from lstmkit.tasks.classifier import TextClassifier
 
-    out = common.check_model_out(args.out)
+    out = common.check_model_out(args.out, args)
+    progress = common.fit_progress(args) and not args_.quiet(args)
+    model = TextClassifier(**_params(args))
+    with args_.flag_names():
+        model._check_params()
     df = read_texts(args.data, args.encoding)
     texts = _column(df, args.text, "--text", f"DATA {args.data!r}").tolist()
     labels = _column(df, args.label, "--label", f"DATA {args.data!r}").tolist()
-    model = TextClassifier(**_params(args))
-    model._check_params()
+    texts = _check_column_texts(texts, df, f"DATA file {str(args.data)!r}", args.text, "--text")
+    labels = _check_column_texts(labels, df, f"DATA file {str(args.data)!r}", args.label, "--label", "label")
     ckpt = common.checkpoints(out, args.resume)
     _set_threads()
-    model.fit(texts, labels, progress=common.fit_progress(args), checkpoint_dir=ckpt, resume=args.resume)
+    model.fit(texts, labels, progress=progress, checkpoint_dir=ckpt, resume=args.resume)
     val = model.val_metrics_
     summary = {
         "data": str(args.data), "columns": {"text": args.text, "label": args.label}, "encoding": args.encoding,
@@ -236,21 +300,26 @@ def _format(evaluation: dict) -> str:
 def cmd_predict(args) -> int:
     import pandas as pd
 
-    from lstmkit.cli import _check_table_suffix, _set_threads, _write_table
+    from lstmkit.cli import _set_threads
     from lstmkit.tasks.classifier import TextClassifier
 
+    args_.quiet(args)
     if args.out is not None:
-        _check_table_suffix(args.out)
+        _check_out_suffix(args.out)
     model_dir = Path(args.model_dir)
     model = TextClassifier.load(model_dir)
     if args.data is not None:
         df = read_texts(args.data, args.encoding, "--data")
         col = args.text_column or ("text" if Path(args.data).suffix.lower() == ".txt" else _model_columns(model_dir).get("text", "text"))
         texts = _column(df, col, "--text-column", f"--data {args.data!r}").tolist()
+        texts = _check_column_texts(texts, df, f"--data file {str(args.data)!r}", col, "--text-column")
     else:
         col = _model_columns(model_dir).get("text", "text")
-        df = pd.DataFrame({col: args.text})
         texts = list(args.text)
+        blank = [i + 1 for i, t in enumerate(texts) if not t.strip()]
+        if blank:
+            raise DataError(f"--text number {', '.join(map(str, blank))} (of {len(texts)}) is empty; pass a non-empty text")
+        df = pd.DataFrame({col: texts})
     _set_threads()
     pred = model.predict_frame(texts)
     pred.index = df.index
@@ -259,7 +328,7 @@ def cmd_predict(args) -> int:
     if args.out is None:
         result.to_csv(sys.stdout, index=False)
         return 0
-    path = _write_table(result, args.out)
+    path = _write_predictions(result, args.out)
     counts = pred["prediction"].value_counts()
     print(f"predictions: {path} — {len(result)} texts; " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
     return 0
@@ -269,14 +338,19 @@ def cmd_evaluate(args) -> int:
     from lstmkit.cli import _set_threads, _Staging, _write_table
     from lstmkit.tasks.classifier import TextClassifier
 
+    args_.quiet(args)
     model_dir = Path(args.model_dir)
     out = common.evaluation_out(args.out, model_dir)
     model = TextClassifier.load(model_dir)
     cols = _model_columns(model_dir)
     df = read_texts(args.data, args.encoding, "--data")
     label = f"--data {args.data!r}"
-    texts = _column(df, args.text_column or cols.get("text", "text"), "--text-column", label).tolist()
-    labels = _column(df, args.label or cols.get("label", "label"), "--label", label).tolist()
+    text_col = args.text_column or cols.get("text", "text")
+    texts = _column(df, text_col, "--text-column", label).tolist()
+    texts = _check_column_texts(texts, df, f"--data file {str(args.data)!r}", text_col, "--text-column")
+    label_col = args.label or cols.get("label", "label")
+    labels = _column(df, label_col, "--label", label).tolist()
+    labels = _check_column_texts(labels, df, f"--data file {str(args.data)!r}", label_col, "--label", "label")
     _set_threads()
     ev = model.evaluate(texts, labels)
     result = ev.to_dict()

@@ -1,7 +1,7 @@
 """``lstmkit generate fit | sample | evaluate | inspect``: character language models from the command line.
 
-    lstmkit generate fit (TEXTFILE | DIR | stdlib:python) --out MODEL_DIR [--steps N | --epochs E] [--hidden N]
-                         [--layers N] [--seq-len T] [--batch B] [--tokenizer char|bpe] [--resume] [--quiet]
+    lstmkit generate fit (TEXTFILE | DIR | stdlib:python) --out MODEL_DIR [--steps N | --epochs E] [--hidden-size N]
+                         [--num-layers N] [--seq-len T] [--batch-size B] [--tokenizer char|bpe] [--resume] [--quiet]
     lstmkit generate sample MODEL_DIR --prompt "..." [--temperature 0.8] [--top-k K] [--length N] [--seed S]
     lstmkit generate evaluate MODEL_DIR --data (FILE | DIR | stdlib:python) [--json FILE]
     lstmkit generate inspect MODEL_DIR --text "..." --out view.html [--units 3,17]
@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from lstmkit.errors import ConfigError, DataError
+from lstmkit.text import _cli_args as args_
 from lstmkit.text import _cli_common as common
 
 log = logging.getLogger("lstmkit.cli")
@@ -35,7 +36,7 @@ _positive_int, _number = common.positive_int, common.finite_number  # argument t
 # the fastest to a low bits per character on a CPU in a few minutes (benchmarks/textgen.py).
 DEMO_PARAMS = {"num_layers": 1, "hidden_size": 256, "seq_len": 64, "batch_size": 32, "lr": 4e-3, "dropout": 0.1, "steps": 4000,
                "precision": "auto"}
-DEMO_FLAGS = {"layers": 1, "hidden": 256, "seq-len": 64, "batch": 32, "lr": 0.004, "dropout": 0.1, "steps": 4000, "precision": "auto"}
+DEMO_FLAGS = {"num-layers": 1, "hidden-size": 256, "seq-len": 64, "batch-size": 32, "lr": 0.004, "dropout": 0.1, "steps": 4000, "precision": "auto"}
 
 
 def _temperature(text: str) -> float:
@@ -49,10 +50,16 @@ def _orders(text: str) -> tuple[int, ...]:
     try:
         if "-" in text:
             lo, hi = (int(x) for x in text.split("-", 1))
-            return tuple(range(lo, hi + 1))
-        return tuple(int(x) for x in text.split(",") if x.strip())
+            if lo > hi:
+                raise argparse.ArgumentTypeError(f"expected a range low-high such as 3-8, got {text!r} (high below low)")
+            orders = tuple(range(lo, hi + 1))
+        else:
+            orders = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected orders like 3-7 or 3,5,7, got {text!r}") from None
+    if not orders or not all(1 <= o <= 10 for o in orders):
+        raise argparse.ArgumentTypeError(f"expected orders between 1 and 10 such as 3-8 or 3,5,7, got {text!r}")
+    return orders
 
 
 def _units(text: str) -> list[int]:
@@ -76,25 +83,25 @@ def register(subparsers) -> None:
     p.add_argument("--glob", default="**/*", metavar="PATTERN", help="files of a DATA folder to read (default: all, recursively; e.g. '*.txt')")
     g = p.add_argument_group("model (unset flags keep the TextGenerator's defaults)")
     g.add_argument("--tokenizer", choices=("char", "bpe"), help="token unit (default: char)")
-    g.add_argument("--vocab-size", type=_positive_int, metavar="N", help="bpe: vocabulary size (default 2000)")
-    g.add_argument("--hidden", type=_positive_int, metavar="N", help="LSTM units per layer (default: 256)")
-    g.add_argument("--layers", type=_positive_int, metavar="N", help="stacked LSTM layers (default: 2)")
-    g.add_argument("--embed", type=_positive_int, metavar="N", help="embedding size (default: 64)")
-    g.add_argument("--dropout", type=_number, metavar="P", help="dropout between layers and before the output (default: 0)")
+    g.add_argument("--vocab-size", type=args_.vocab_size, metavar="N", help="bpe: vocabulary size (default 2000; at least 260)")
+    g.add_argument("--hidden-size", "--hidden", dest="hidden", type=_positive_int, metavar="N", help="LSTM units per layer (default: 256)")
+    g.add_argument("--num-layers", "--layers", dest="layers", type=_positive_int, metavar="N", help="stacked LSTM layers (default: 2)")
+    g.add_argument("--embed-dim", "--embed", dest="embed", type=_positive_int, metavar="N", help="embedding size (default: 64)")
+    g.add_argument("--dropout", type=args_.unit_fraction, metavar="P", help="dropout between layers and before the output (default: 0)")
     g.add_argument("--seq-len", type=_positive_int, metavar="T", help="truncated-BPTT length (default: 64)")
-    g.add_argument("--batch", type=_positive_int, metavar="B", help="parallel text streams (default: 32)")
-    g.add_argument("--epochs", type=_number, metavar="E", help="passes over the training text (default: 10)")
+    g.add_argument("--batch-size", "--batch", dest="batch", type=_positive_int, metavar="B", help="parallel text streams (default: 32)")
+    g.add_argument("--epochs", type=args_.positive_number, metavar="E", help="passes over the training text (default: 10)")
     g.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps (overrides --epochs)")
-    g.add_argument("--lr", type=_number, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
-    g.add_argument("--val-fraction", type=_number, metavar="F", help="end of the text held out for validation (default: 0.1)")
-    g.add_argument("--patience", type=int, metavar="N", help="validations without improvement before stopping (default: 0, never)")
+    g.add_argument("--lr", type=args_.positive_number, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
+    g.add_argument("--val-fraction", type=args_.val_fraction, metavar="F", help="end of the text held out for validation (default: 0.1)")
+    g.add_argument("--patience", type=args_.non_negative_int, metavar="N", help="validations without improvement before stopping (default: 0, never)")
     g.add_argument("--orders", type=_orders, metavar="3-8", help="n-gram orders to try on validation (default: 3-8, as far as 64-bit keys allow)")
     g.add_argument("--precision", choices=("fp32", "bf16", "auto"),
                    help="bf16: training passes in bfloat16 autocast (faster on CPUs with AVX-512 BF16/AMX); auto: bf16 where supported (default: fp32)")
     g.add_argument("--no-baseline", action="store_true", help="skip the n-gram")
     g.add_argument("--seed", type=int, metavar="S", help="random seed (same seed + machine + CPU ⇒ same numbers)")
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoints after an interruption")
-    p.add_argument("--quiet", dest="fit_quiet", action="store_true", help="no progress bar, warnings only")
+    args_.add_quiet(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
 
@@ -113,6 +120,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="DATA", help=f"UTF-8 text file, folder, or {DEMO} (its test files)")
     p.add_argument("--glob", default="**/*", metavar="PATTERN", help="files of a --data folder to read (default: all)")
     p.add_argument("--json", metavar="FILE", help="also write the scores to this JSON file")
+    args_.add_quiet(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = gsub.add_parser("inspect", help="per-character cell activations (Karpathy et al. 2015) as HTML or PNG")
@@ -169,16 +177,25 @@ def _describe(ev: dict) -> str:
 # ------------------------------------------------------------------------------------------ commands
 def cmd_fit(args) -> int:
     from lstmkit.cli import _set_threads, _Staging
-    from lstmkit.tasks.generator import DEMO, TextGenerator, stdlib_corpus
+    from lstmkit.tasks.generator import (
+        BPE_MIN_VOCAB,
+        DEMO,
+        TextGenerator,
+        stdlib_corpus,
+    )
 
-    progress = common.fit_progress(args)
-    out = common.check_model_out(args.out)
+    progress = common.fit_progress(args) and not args_.quiet(args)
+    out = common.check_model_out(args.out, args)
     src = _source(args.data, "DATA")
     params = _params(args)
     if src is None:  # the demo: sized to train in about 4 minutes on one loaded core (benchmarks/textgen.py)
         params = {**DEMO_PARAMS, **({"steps": None} if "epochs" in params else {}), **params}
     model = TextGenerator(**params)
-    model._check_params()
+    with args_.flag_names({"ngram_orders": "--orders"}):
+        model._check_params()
+    if model.tokenizer == "bpe" and model.vocab_size is not None and model.vocab_size < BPE_MIN_VOCAB:
+        log.warning("--vocab-size %d is below the %d ids a byte-level BPE starts from (256 bytes + 4 special); the "
+                    "vocabulary will have at least %d", model.vocab_size, BPE_MIN_VOCAB, BPE_MIN_VOCAB)  # fmt: skip
     corpus = None
     if src is None:
         corpus = stdlib_corpus()
@@ -233,6 +250,7 @@ def cmd_evaluate(args) -> int:
     from lstmkit.tasks.generator import TextGenerator, read_corpus, stdlib_corpus
     from lstmkit.training.checkpoint import atomic_write_json
 
+    args_.quiet(args)
     if args.json is not None and Path(args.json).is_dir():
         raise ConfigError(f"--json {args.json!r} is a folder; pass a file name such as scores.json")
     model = TextGenerator.load(args.model_dir)

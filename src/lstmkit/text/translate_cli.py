@@ -7,8 +7,8 @@
 
 PAIRS is a UTF-8 TSV file with one ``source<TAB>target`` pair per line, or ``demo:NAME`` for generated
 pairs (``demo:dates``, ``demo:numbers-pt``; ``fit`` takes the demo's train part, ``evaluate`` its
-disjoint test part). ``predict --data`` reads one source per line (text after a tab, as in a PAIRS file,
-is kept as ``target``) and writes the inputs plus a ``prediction`` column. ``evaluate`` prints exact
+disjoint test part). ``predict --data`` reads one source per line, or a PAIRS file (read as ``fit`` reads
+it; its targets are kept), and writes the inputs plus a ``prediction`` column. ``evaluate`` prints exact
 match, BLEU and chrF of the LSTM beside the nearest-neighbour and copy-the-source baselines.
 
 Mistakes end as one line ``error: …`` on stderr with exit code 2, and nothing half-written.
@@ -22,11 +22,12 @@ import sys
 from pathlib import Path
 
 from lstmkit.errors import ConfigError, DataError
+from lstmkit.text import _cli_args as args_
 from lstmkit.text import _cli_common as common
 
 log = logging.getLogger("lstmkit.cli")
 
-_positive_int, _number = common.positive_int, common.number  # argument types
+_positive_int = common.positive_int  # argument type
 
 DEMO_PREFIX = "demo:"
 OUT_SUFFIXES = (".tsv", ".csv")
@@ -45,23 +46,23 @@ def register(subparsers) -> None:
     g = p.add_argument_group("model (unset flags keep the Translator's defaults)")
     g.add_argument("--tokenizer", choices=("char", "word", "bpe"), help="token unit of the sources (default: char)")
     g.add_argument("--target-tokenizer", choices=("char", "word", "bpe"), help="token unit of the targets (default: as --tokenizer)")
-    g.add_argument("--vocab-size", type=_positive_int, metavar="N", help="largest vocabulary per side (bpe: its trained size)")
+    g.add_argument("--vocab-size", type=args_.vocab_size, metavar="N", help="largest vocabulary per side (bpe: its trained size)")
     g.add_argument("--hidden-size", "--hidden", dest="hidden_size", type=_positive_int, metavar="N", help="LSTM units (default: 128)")
-    g.add_argument("--embed-dim", type=_positive_int, metavar="N", help="embedding size (default: 64)")
-    g.add_argument("--num-layers", type=_positive_int, metavar="N", help="encoder and decoder layers (default: 1)")
-    g.add_argument("--dropout", type=_number, metavar="P", help="dropout on embeddings and outputs (default: 0.1)")
-    g.add_argument("--label-smoothing", type=_number, metavar="E", help="label smoothing of the loss (default: 0)")
+    g.add_argument("--embed-dim", "--embed", dest="embed_dim", type=_positive_int, metavar="N", help="embedding size (default: 64)")
+    g.add_argument("--num-layers", "--layers", dest="num_layers", type=_positive_int, metavar="N", help="encoder and decoder layers (default: 1)")
+    g.add_argument("--dropout", type=args_.unit_fraction, metavar="P", help="dropout on embeddings and outputs (default: 0.1)")
+    g.add_argument("--label-smoothing", type=args_.unit_fraction, metavar="E", help="label smoothing of the loss (default: 0)")
     g.add_argument("--beam", dest="beam_size", type=_positive_int, metavar="K", help="default beam width for predict/evaluate (default: 5; 1 = greedy)")
-    g.add_argument("--epochs", type=_number, metavar="E", help="passes over the training pairs (default: 20; demo:NAME: the demo's tested number of steps)")
+    g.add_argument("--epochs", type=args_.positive_number, metavar="E", help="passes over the training pairs (default: 20; demo:NAME: the demo's tested number of steps)")
     g.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps (overrides --epochs)")
-    g.add_argument("--batch-size", type=_positive_int, metavar="N", help="pairs per optimiser step (default: 64)")
-    g.add_argument("--lr", type=_number, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
-    g.add_argument("--val-fraction", type=_number, metavar="F", help="share held out for early stopping and scores (default: 0.05)")
-    g.add_argument("--patience", type=int, metavar="N", help="validations without improvement before stopping (default: 0, never)")
+    g.add_argument("--batch-size", "--batch", dest="batch_size", type=_positive_int, metavar="N", help="pairs per optimiser step (default: 64)")
+    g.add_argument("--lr", type=args_.positive_number, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
+    g.add_argument("--val-fraction", type=args_.val_fraction, metavar="F", help="share held out for early stopping and scores (default: 0.05)")
+    g.add_argument("--patience", type=args_.non_negative_int, metavar="N", help="validations without improvement before stopping (default: 0, never)")
     g.add_argument("--seed", type=int, metavar="S", help="random seed (also of demo data; same seed + machine + CPU ⇒ same numbers)")
     g.add_argument("--no-baseline", action="store_true", help="do not keep training pairs for the nearest-neighbour baseline")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--quiet", dest="fit_quiet", action="store_true", help="no progress bar, warnings and errors only")
+    args_.add_quiet(p)
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoints after an interruption")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
     p.set_defaults(func=cmd_fit)
@@ -69,12 +70,13 @@ def register(subparsers) -> None:
     p = tsub.add_parser("predict", help="translate texts with a saved model")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="folder written by `lstmkit translate fit`")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", metavar="FILE", help="one source per line (a PAIRS file works: its targets are kept)")
+    src.add_argument("--data", metavar="FILE", help="one source per line, or a PAIRS file (source<TAB>target lines: its targets are kept)")
     src.add_argument("--text", action="append", metavar='"..."', help="a text to translate (repeat for several)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of --data (default: utf-8)")
     p.add_argument("--beam", dest="beam_size", type=_positive_int, metavar="K", help="beam width (default: the model's; 1 = greedy)")
     p.add_argument("--max-len", type=_positive_int, metavar="N", help="most tokens per translation (default: 1.5 × the longest training target + 5)")
     p.add_argument("--out", metavar="FILE", help="write the inputs + prediction here (.tsv or .csv); default: print TSV")
+    args_.add_quiet(p)
     p.set_defaults(func=cmd_predict)
 
     p = tsub.add_parser("evaluate", help="exact match, BLEU and chrF of the LSTM and the baselines on held-out pairs")
@@ -85,6 +87,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the demo's test pairs (default: 0)")
     p.add_argument("--beam", dest="beam_size", type=_positive_int, metavar="K", help="beam width (default: the model's; 1 = greedy)")
     p.add_argument("--out", metavar="DIR", help="write metrics.json/csv and predictions.tsv here (default: MODEL_DIR/evaluation)")
+    args_.add_quiet(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = tsub.add_parser("demo", help="write a demo's pairs as TSV (dates, numbers-pt)")
@@ -115,15 +118,19 @@ def _pairs(spec: str, encoding: str, split: str, n: int | None, seed: int, flag:
 
 
 def read_sources(path: str | Path, encoding: str = "utf-8") -> tuple[list[str], list[str] | None]:
-    """Sources of a file with one per line, and the targets where every line is ``source<TAB>target``."""
+    """Sources of a file with one per line (targets ``None``), or sources and targets of a PAIRS file.
+
+    A file whose first non-blank line has a tab is a PAIRS file, read by :func:`read_pairs` as ``fit`` and
+    ``evaluate`` read it (the ``source<TAB>target`` header skipped; a line without exactly one tab is an
+    error naming the file and the line). Blank lines are skipped."""
     from lstmkit.tasks._common import check_encoding, check_input_file
-    from lstmkit.tasks.translator import check_texts
+    from lstmkit.tasks.translator import check_texts, read_pairs
 
     p = check_input_file(path, "--data", "a text file with one source per line")
     check_encoding(encoding)
-    sources, targets, lines = [], [], []
+    sources, lines = [], []
     data = p.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
+    if data.startswith(b"\xef\xbb\xbf") and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         data = data[3:]
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         try:
@@ -135,14 +142,14 @@ def read_sources(path: str | Path, encoding: str = "utf-8") -> tuple[list[str], 
             ) from None
         if not line.strip():
             continue
-        src, tab, tgt = line.partition("\t")
-        sources.append(src)
-        targets.append(tgt if tab else None)
+        if "\t" in line:
+            return read_pairs(p, encoding, "--data")
+        sources.append(line)
         lines.append(lineno)
     if not sources:
         raise DataError(f"--data file {str(p)!r} holds no texts; expected one source per line")
     check_texts(sources, f"--data file {str(p)!r}", lines)
-    return sources, (targets if all(t is not None for t in targets) else None)
+    return sources, None
 
 
 def _check_out_suffix(path: str) -> None:
@@ -185,15 +192,16 @@ def cmd_fit(args) -> int:
     from lstmkit.cli import _set_threads, _Staging
     from lstmkit.tasks.translator import Translator
 
-    out = common.check_model_out(args.out)
-    progress = common.fit_progress(args)
+    out = common.check_model_out(args.out, args)
+    progress = common.fit_progress(args) and not args_.quiet(args)
     params = _params(args)
     if args.pairs.startswith(DEMO_PREFIX) and args.steps is None and args.epochs is None:
         from lstmkit.data.translation_demo import get_demo
 
         params["steps"] = get_demo(args.pairs[len(DEMO_PREFIX):]).steps  # the benchmark's setting, not 20 epochs
     model = Translator(**params)
-    model._check_params()
+    with args_.flag_names():
+        model._check_params()
     sources, targets = _pairs(args.pairs, args.encoding, "train", args.n, model.seed, "PAIRS")
     ckpt = common.checkpoints(out, args.resume)
     _set_threads()
@@ -208,8 +216,6 @@ def cmd_fit(args) -> int:
         model.save(stage.dir, metrics=summary)
         plots = common.training_plot(model.history_, stage.dir)
         stage.publish(last="config.json")
-    if args.fit_quiet:
-        return 0
     print(f"model:   {out}/ (config.json, source/target_tokenizer.json, weights.safetensors) — {len(sources)} pairs, "
           f"vocabularies {model.source_tokenizer_.vocab_size} → {model.target_tokenizer_.vocab_size}, "
           f"fitted in {model.fit_seconds_:.1f} s")  # fmt: skip
@@ -228,6 +234,7 @@ def cmd_predict(args) -> int:
     from lstmkit.cli import _set_threads
     from lstmkit.tasks.translator import Translator, check_texts
 
+    quiet = args_.quiet(args)
     if args.out is not None:
         _check_out_suffix(args.out)
     model = Translator.load(Path(args.model_dir))
@@ -236,7 +243,7 @@ def cmd_predict(args) -> int:
     else:
         sources, targets = check_texts(args.text, "--text"), None
     _set_threads()
-    pred = model.predict(sources, beam_size=args.beam_size, max_len=args.max_len, progress=len(sources) > 200)
+    pred = model.predict(sources, beam_size=args.beam_size, max_len=args.max_len, progress=len(sources) > 200 and not quiet)
     df = pd.DataFrame({"source": sources})
     if targets is not None:
         df["target"] = targets
@@ -255,12 +262,13 @@ def cmd_evaluate(args) -> int:
     from lstmkit.cli import _set_threads, _Staging
     from lstmkit.tasks.translator import Translator
 
+    quiet = args_.quiet(args)
     model_dir = Path(args.model_dir)
     out = common.evaluation_out(args.out, model_dir)
     model = Translator.load(model_dir)
     sources, refs = _pairs(args.data, args.encoding, "test", args.n, args.seed, "--data")
     _set_threads()
-    ev = model.evaluate(sources, refs, beam_size=args.beam_size, progress=len(sources) > 200)
+    ev = model.evaluate(sources, refs, beam_size=args.beam_size, progress=len(sources) > 200 and not quiet)
     beam = model.beam_size if args.beam_size is None else args.beam_size
     print(f"{args.data}: {ev.n} pairs — LSTM (beam {beam}) beside the nearest training pair (character n-grams) and "
           "copy-the-source")  # fmt: skip

@@ -186,17 +186,61 @@ def _first_line(e: BaseException, limit: int = 200) -> str:
     return (lines[0] if lines else type(e).__name__)[:limit]
 
 
+# The model directories of the four ``fit`` commands, by the ``format`` field of their ``config.json``:
+# (what it is in words, the command that writes it, a command that uses it with ``{dir}`` for the folder).
+MODEL_FORMATS = {
+    "lstmkit.forecaster": ("forecaster", "forecast fit", "lstmkit forecast predict {dir} --out forecasts.csv"),
+    "lstmkit.text_classifier": ("text classifier", "classify fit", 'lstmkit classify predict {dir} --text "..."'),
+    "lstmkit.text_generator": ("text generator", "generate fit", "lstmkit generate sample {dir}"),
+    "lstmkit.translator": ("translator", "translate fit", 'lstmkit translate predict {dir} --text "..."'),
+}
+
+
+def model_format(path: str | Path) -> str | None:
+    """The ``format`` in a folder's ``config.json`` where it is an lstmkit model's, else ``None``
+    (no folder, no config.json, unreadable or someone else's config.json)."""
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    fmt = cfg.get("format") if isinstance(cfg, dict) else None
+    return fmt if isinstance(fmt, str) and fmt.startswith("lstmkit.") else None
+
+
+def model_words(fmt: str) -> str:
+    """``fmt`` in words: ``"text generator"`` for ``"lstmkit.text_generator"``."""
+    return MODEL_FORMATS.get(fmt, (fmt.removeprefix("lstmkit.").replace("_", " "),))[0]
+
+
+def an(words: str) -> str:
+    return ("an " if words[:1].lower() in "aeiou" else "a ") + words
+
+
 def read_model_dir(path: str | Path, fmt: str, version: int, what: str, fit_command: str) -> tuple[dict, dict[str, torch.Tensor]]:
     """A saved estimator's ``config.json`` (checked: format and version) and ``weights.safetensors``
     (checked against the checksum in the config); a :class:`ModelDirError` with the fix otherwise."""
     from lstmkit import __version__
 
     path = Path(path)
+    if path.is_file():
+        raise ModelDirError(f"{str(path)!r} is a file, not a model directory; pass the --out folder of `lstmkit {fit_command}`")
     if not path.is_dir():
-        raise ModelDirError(f"model directory {str(path)!r} does not exist; pass the --out folder of `{fit_command}`")
+        raise ModelDirError(f"model directory {str(path)!r} does not exist; pass the --out folder of `lstmkit {fit_command}`")
+    if not (path / "config.json").exists() and not any((path / n).exists() for n in ("weights.safetensors", "checkpoints")):
+        raise ModelDirError(
+            f"{str(path)!r} is not an lstmkit model directory (it has no config.json); pass the --out folder of "
+            f"`lstmkit {fit_command}`"
+        )
     cfg = read_json(path / "config.json", "model config")
-    if cfg.get("format") != fmt:
-        raise ModelDirError(f"{str(path)!r} does not hold a lstmkit {what} (format {cfg.get('format')!r})")
+    found = cfg.get("format") if isinstance(cfg, dict) else None
+    if found != fmt:
+        if found in MODEL_FORMATS:
+            use = MODEL_FORMATS[found][2].format(dir=path)
+            raise ModelDirError(f"{str(path)!r} holds an lstmkit {model_words(found)}, not {an(what)}; use `{use}`")
+        raise ModelDirError(
+            f"{str(path)!r} is not an lstmkit model directory (its config.json has no lstmkit format); pass the "
+            f"--out folder of `lstmkit {fit_command}`"
+        )
     if cfg.get("format_version") != version:
         raise ModelDirError(
             f"{str(path)!r} was written in {what} format {cfg.get('format_version')!r} (lstmkit "
