@@ -33,10 +33,10 @@ log = logging.getLogger("lstmkit.cli")
 _positive_int, _number = common.positive_int, common.finite_number  # argument types
 
 # The demo's defaults (flags given on the command line win): one layer, short chunks, small batches —
-# the fastest to a low bits per character on a CPU in a few minutes (benchmarks/textgen.py).
-DEMO_PARAMS = {"num_layers": 1, "hidden_size": 256, "seq_len": 64, "batch_size": 32, "lr": 4e-3, "dropout": 0.1, "steps": 4000,
+# the fastest to a low bits per character on a CPU (benchmarks/textgen.py); 8,000 steps: ~3 min on a quiet core.
+DEMO_PARAMS = {"num_layers": 1, "hidden_size": 256, "seq_len": 64, "batch_size": 32, "lr": 4e-3, "dropout": 0.1, "steps": 8000,
                "precision": "auto"}
-DEMO_FLAGS = {"num-layers": 1, "hidden-size": 256, "seq-len": 64, "batch-size": 32, "lr": 0.004, "dropout": 0.1, "steps": 4000, "precision": "auto"}
+DEMO_FLAGS = {"num-layers": 1, "hidden-size": 256, "seq-len": 64, "batch-size": 32, "lr": 0.004, "dropout": 0.1, "steps": 8000, "precision": "auto"}
 
 
 def _temperature(text: str) -> float:
@@ -188,7 +188,7 @@ def cmd_fit(args) -> int:
     out = common.check_model_out(args.out, args)
     src = _source(args.data, "DATA")
     params = _params(args)
-    if src is None:  # the demo: sized to train in about 4 minutes on one loaded core (benchmarks/textgen.py)
+    if src is None:  # the demo: 170 s of training on a quiet core (benchmarks/textgen.py)
         params = {**DEMO_PARAMS, **({"steps": None} if "epochs" in params else {}), **params}
     model = TextGenerator(**params)
     with args_.flag_names({"ngram_orders": "--orders"}):
