@@ -374,3 +374,12 @@ def test_resume_with_other_covariates_is_one_line_error(model_dir, data_csv, tmp
     fails(capsys, ["forecast", "fit", other, *FAST, "--past-covariates", "price", "--out", out, "--resume"],
           str(out / "checkpoints"), "differ from the checkpoint", "new --out")  # fmt: skip
     assert (out / "config.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("argv", [["forecast", "fit", "d.csv", "--out", "m"], ["forecast", "predict", "m", "--out", "f.csv"],
+                                  ["forecast", "evaluate", "d.csv"]])  # fmt: skip
+def test_forecast_subcommands_take_quiet_like_the_text_ones(argv):
+    from lstmkit.cli import build_parser
+
+    assert build_parser().parse_args([*argv, "--quiet"]).fit_quiet is True
+    assert build_parser().parse_args(argv).fit_quiet is False

@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_columns(p)
     p.add_argument("--out", metavar="DIR", help="write metrics.csv/json, backtest forecasts, plots and report.html here")
     p.set_defaults(func=cmd_evaluate)
+    from lstmkit.text._cli_args import add_quiet
+
+    for action in fsub.choices.values():  # --quiet means what it means in the text commands
+        add_quiet(action)
 
     ds = sub.add_parser("datasets", help="bundled real datasets (read from installed packages)")
     dsub = ds.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        _setup_logging(args.quiet)
+        _setup_logging(args.quiet or getattr(args, "fit_quiet", False))  # global -q or a sub-command's --quiet
         from lstmkit.text._cli_common import guard_fit_out
 
         guard_fit_out(args)  # a fit's --out: refused before its data is even read
@@ -539,7 +543,7 @@ def cmd_evaluate(args) -> int:
     columns = _columns(args, data)
     _set_threads()
     bt = model.backtest(data.df, windows=args.windows, group=group, baselines=tuple(args.baselines),
-                        progress=not args.no_progress, **columns)  # fmt: skip
+                        progress=not (args.no_progress or args.fit_quiet), **columns)  # fmt: skip
     table = bt.table()
     n = len(bt.ids)
     header = (f"{data.label}: {n} series, horizon {H}, {args.windows} window(s) — lower is better, "
