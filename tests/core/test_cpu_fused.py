@@ -279,3 +279,14 @@ def test_layer_norm_in_float32_is_as_accurate_as_the_reference(variant):
         scale = truth.abs().max().item()
         err = {n: (results[n][k].double() - truth).abs().max().item() / scale for n in ("ref32", "fused32")}
         assert err["fused32"] <= max(RTOL[torch.float32], 2 * err["ref32"]), (k, err)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_layer_norm_input_projection_over_many_rows_matches_reference(bias):
+    """The extension's input layer norm (with and without the bias, I >= 8 and I < 8): rows whose width
+    leaves vector tails (G = 52), and more rows (T·B = 300) than one chunk of its backward's sums."""
+    ref, fused = pair("standard", torch.float64, I=10, H=13, L=2, bias=bias, layer_norm=True)
+    x = torch.randn(30, 10, 10, dtype=torch.float64)
+    run_both(ref, fused, x, state(2, 1, 10, 13, torch.float64))
+    ref, fused = pair("peephole", torch.float64, I=3, H=13, L=1, bias=bias, layer_norm=True)
+    run_both(ref, fused, torch.randn(30, 10, 3, dtype=torch.float64))

@@ -389,27 +389,60 @@ struct LayerNorm {
 
 // Sums over a row in vector lanes: a scalar running sum is one dependent add per element (the compiler
 // may not reorder floating-point adds), which made layer norm's reductions cost more than the GEMM.
+// The sum of a vector's lanes as a tree (log2(W) dependent adds, not W), and a row's tail (< 2W values)
+// into 2 partial sums: at H = 50 a serial horizontal sum and tail were most of a row's reduction time.
+template <typename T, int Bytes>
+struct VecN {
+  typedef T type __attribute__((vector_size(Bytes)));
+};
+template <typename T, int Bytes>
+inline T hsum_n(typename VecN<T, Bytes>::type a) {
+  if constexpr (Bytes == 2 * sizeof(T)) {
+    return a[0] + a[1];
+  } else {  // halves in registers (a trip through memory stalled on store forwarding)
+    using Hv = typename VecN<T, Bytes / 2>::type;
+    Hv lo, hi;
+    std::memcpy(&lo, &a, Bytes / 2);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&a) + Bytes / 2, Bytes / 2);
+    return hsum_n<T, Bytes / 2>(lo + hi);
+  }
+}
+template <typename T>
+inline T hsum(typename VecT<T>::type a) {
+  return hsum_n<T, 64>(a);
+}
+
 // lane_dot: sum_j (x_j - sx) (y_j - sy), y = null meaning y = x.
 template <typename T>
 inline T lane_dot(const T* x, const T* y, int64_t n, T sx, T sy) {
   using V = typename VecT<T>::type;
   constexpr int64_t W = 64 / sizeof(T);
+  const T* yy = y ? y : x;
   V a0 = V{}, a1 = V{};
   int64_t j = 0;
   for (; j + 2 * W <= n; j += 2 * W) {
     V u0, u1, v0, v1;
     std::memcpy(&u0, x + j, sizeof(V));
     std::memcpy(&u1, x + j + W, sizeof(V));
-    std::memcpy(&v0, (y ? y : x) + j, sizeof(V));
-    std::memcpy(&v1, (y ? y : x) + j + W, sizeof(V));
+    std::memcpy(&v0, yy + j, sizeof(V));
+    std::memcpy(&v1, yy + j + W, sizeof(V));
     a0 += (u0 - sx) * (v0 - sy);
     a1 += (u1 - sx) * (v1 - sy);
   }
-  a0 += a1;
-  T s = T(0);
-  for (int64_t l = 0; l < W; ++l) s += a0[l];
-  for (; j < n; ++j) s += (x[j] - sx) * ((y ? y : x)[j] - sy);
-  return s;
+  if (j + W <= n) {
+    V u0, v0;
+    std::memcpy(&u0, x + j, sizeof(V));
+    std::memcpy(&v0, yy + j, sizeof(V));
+    a0 += (u0 - sx) * (v0 - sy);
+    j += W;
+  }
+  T s0 = T(0), s1 = T(0);
+  for (; j + 1 < n; j += 2) {
+    s0 += (x[j] - sx) * (yy[j] - sy);
+    s1 += (x[j + 1] - sx) * (yy[j + 1] - sy);
+  }
+  if (j < n) s0 += (x[j] - sx) * (yy[j] - sy);
+  return hsum<T>(a0 + a1) + (s0 + s1);
 }
 
 template <typename T>
@@ -425,16 +458,24 @@ inline T lane_sum(const T* x, int64_t n) {
     a0 += u0;
     a1 += u1;
   }
-  a0 += a1;
-  T s = T(0);
-  for (int64_t l = 0; l < W; ++l) s += a0[l];
-  for (; j < n; ++j) s += x[j];
-  return s;
+  if (j + W <= n) {
+    V u0;
+    std::memcpy(&u0, x + j, sizeof(V));
+    a0 += u0;
+    j += W;
+  }
+  T s0 = T(0), s1 = T(0);
+  for (; j + 1 < n; j += 2) {
+    s0 += x[j];
+    s1 += x[j + 1];
+  }
+  if (j < n) s0 += x[j];
+  return hsum<T>(a0 + a1) + (s0 + s1);
 }
 
 // Mean and 1/sqrt(var + eps) of n values (two passes, as torch's layer_norm, accumulated in T).
 template <typename T>
-inline void moments(const T* x, int64_t n, T eps, T& mean, T& rstd) {
+__attribute__((always_inline)) inline void moments(const T* x, int64_t n, T eps, T& mean, T& rstd) {
   mean = lane_sum(x, n) / T(n);
   rstd = T(1) / std::sqrt(lane_dot<T>(x, nullptr, n, mean, mean) / T(n) + eps);
 }
@@ -954,6 +995,110 @@ at::Tensor matmul_tn(const at::Tensor& a, const at::Tensor& b) {
   return matmul_tn_impl<double>(ac, bc);
 }
 
+// The input projection's layer norm, LN(W_ih x; g, b) + bias, over the G columns of each row of xw
+// (N, G), N = T·B, in one pass per row (torch's layer_norm, then a separate bias add, cost about 3x).
+// Returns y and each row's mean and 1/std for the backward.
+template <typename T>
+std::vector<at::Tensor> input_ln_impl(const at::Tensor& xw, const at::Tensor& g, const at::Tensor& b,
+                                      const at::Tensor& bias, double eps) {
+  const int64_t N = xw.size(0), G = xw.size(1);
+  auto y = at::empty({N, G}, xw.options());
+  auto stats = at::empty({2, N}, xw.options());
+  const T* X = xw.data_ptr<T>();
+  const T* gp = g.data_ptr<T>();
+  const T* bp = b.data_ptr<T>();
+  const T* cp = bias.numel() ? bias.data_ptr<T>() : nullptr;
+  T* Y = y.data_ptr<T>();
+  T* mean_p = stats.data_ptr<T>();
+  T* rstd_p = mean_p + N;
+  const T e = T(eps);
+  at::parallel_for(0, N, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* x = X + r * G;
+      T* yr = Y + r * G;
+      T mean, rstd;
+      moments(x, G, e, mean, rstd);
+      mean_p[r] = mean;
+      rstd_p[r] = rstd;
+      if (cp) {
+#pragma GCC ivdep
+        for (int64_t j = 0; j < G; ++j) yr[j] = (gp[j] * ((x[j] - mean) * rstd) + bp[j]) + cp[j];
+      } else {
+#pragma GCC ivdep
+        for (int64_t j = 0; j < G; ++j) yr[j] = gp[j] * ((x[j] - mean) * rstd) + bp[j];
+      }
+    }
+  });
+  return {y, stats};
+}
+
+std::vector<at::Tensor> input_ln(const at::Tensor& xw, const at::Tensor& g, const at::Tensor& b,
+                                 const at::Tensor& bias, double eps) {
+  auto xc = xw.contiguous(), gc = g.contiguous(), bc = b.contiguous(), cc = bias.contiguous();
+  TORCH_CHECK(xc.dim() == 2 && gc.numel() == xc.size(1) && bc.numel() == xc.size(1) &&
+              (cc.numel() == 0 || cc.numel() == xc.size(1)), "lstmkit cpu_fused: input_ln shapes");
+  if (xc.scalar_type() == at::kFloat) return input_ln_impl<float>(xc, gc, bc, cc, eps);
+  TORCH_CHECK(xc.scalar_type() == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64");
+  return input_ln_impl<double>(xc, gc, bc, cc, eps);
+}
+
+// Its backward: dxw (N, G), and the gain and shift gradients (G) (the shift's is also the bias's),
+// summed per chunk of rows (one buffer per chunk, so that threads never share one) and then over chunks.
+template <typename T>
+std::vector<at::Tensor> input_ln_backward_impl(const at::Tensor& dy, const at::Tensor& xw, const at::Tensor& stats,
+                                               const at::Tensor& g) {
+  const int64_t N = xw.size(0), G = xw.size(1);
+  constexpr int64_t R = 256;
+  const int64_t chunks = std::max<int64_t>(1, (N + R - 1) / R);
+  auto dx = at::empty({N, G}, xw.options());
+  auto part = at::zeros({chunks, 2, G}, xw.options());
+  auto row = at::empty({chunks, G}, xw.options());
+  const T* DY = dy.data_ptr<T>();
+  const T* X = xw.data_ptr<T>();
+  const T* mean_p = stats.data_ptr<T>();
+  const T* rstd_p = mean_p + N;
+  const T* gp = g.data_ptr<T>();
+  T* DX = dx.data_ptr<T>();
+  T* P = part.data_ptr<T>();
+  T* RW = row.data_ptr<T>();
+  at::parallel_for(0, chunks, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      T* dg = P + k * 2 * G;
+      T* db = dg + G;
+      T* hat = RW + k * G;
+      for (int64_t r = k * R; r < std::min(N, (k + 1) * R); ++r) {
+        const T* x = X + r * G;
+        const T* d = DY + r * G;
+        T* o = DX + r * G;
+        const T mean = mean_p[r], rstd = rstd_p[r];
+#pragma GCC ivdep
+        for (int64_t j = 0; j < G; ++j) {
+          const T h = (x[j] - mean) * rstd;
+          hat[j] = h;
+          dg[j] += d[j] * h;
+          db[j] += d[j];
+          o[j] = d[j] * gp[j];
+        }
+        const T m1 = lane_sum(o, G) / T(G), m2 = lane_dot<T>(o, hat, G, T(0), T(0)) / T(G);
+#pragma GCC ivdep
+        for (int64_t j = 0; j < G; ++j) o[j] = rstd * (o[j] - m1 - hat[j] * m2);
+      }
+    }
+  });
+  auto sums = chunks == 1 ? part[0] : part.sum(0);
+  return {dx, sums[0], sums[1]};
+}
+
+std::vector<at::Tensor> input_ln_backward(const at::Tensor& dy, const at::Tensor& xw, const at::Tensor& stats,
+                                          const at::Tensor& g) {
+  auto dc = dy.contiguous(), xc = xw.contiguous(), sc = stats.contiguous(), gc = g.contiguous();
+  TORCH_CHECK(dc.sizes() == xc.sizes() && xc.dim() == 2 && sc.numel() == 2 * xc.size(0), "lstmkit cpu_fused: "
+              "input_ln_backward shapes");
+  if (xc.scalar_type() == at::kFloat) return input_ln_backward_impl<float>(dc, xc, sc, gc);
+  TORCH_CHECK(xc.scalar_type() == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64");
+  return input_ln_backward_impl<double>(dc, xc, sc, gc);
+}
+
 bool uses_blas() { return have_blas<float>() && have_blas<double>(); }
 
 }  // namespace
@@ -963,5 +1108,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &lstm_backward, "its backward: pre-activation gradients and dh0, dc0");
   m.def("uses_blas", &uses_blas, "whether the per-step GEMMs call the BLAS directly");
   m.def("matmul_tn", &matmul_tn, "a^T b, the weight gradients summed over steps");
+  m.def("input_ln", &input_ln, "LN(W_ih x; g, b) + bias over each row, and the rows' mean and 1/std");
+  m.def("input_ln_backward", &input_ln_backward, "its backward: dxw, dg, db");
   m.def("matmul", &matmul, "a @ w^T (transposed) or a @ w, plus an optional bias row");
 }
