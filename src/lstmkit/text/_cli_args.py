@@ -67,6 +67,19 @@ def non_negative_int(text: str) -> int:
     return v
 
 
+def add_schedule(g, *, epochs_help: str, val_help: str,
+                 seed_help: str = "random seed (same seed + machine + CPU ⇒ same numbers)") -> None:
+    """The training-schedule flags the three text ``fit`` commands share; the help texts that differ
+    (what an epoch passes over, what is held out, what the seed also fixes) come from the caller."""
+    g.add_argument("--epochs", type=positive_number, metavar="E", help=epochs_help)
+    g.add_argument("--steps", type=common.positive_int, metavar="N", help="optimiser steps (overrides --epochs)")
+    g.add_argument("--lr", type=positive_number, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
+    g.add_argument("--val-fraction", type=val_fraction, metavar="F", help=val_help)
+    g.add_argument("--patience", type=non_negative_int, metavar="N",
+                   help="validations without improvement before stopping (default: 0, never)")  # fmt: skip
+    g.add_argument("--seed", type=int, metavar="S", help=seed_help)
+
+
 def add_quiet(p) -> None:
     """``--quiet`` of a ``fit`` / ``predict`` / ``evaluate``: the same meaning in the three text commands."""
     p.add_argument("--quiet", dest="fit_quiet", action="store_true",

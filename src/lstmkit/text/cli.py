@@ -56,13 +56,9 @@ def register(subparsers) -> None:
     g.add_argument("--class-weight", choices=("balanced", "sqrt", "none"),
                    help="weigh classes by inverse frequency, its square root, or not at all (default: none)")
     g.add_argument("--vectors", metavar="FILE", help="word2vec / GloVe text file to initialise the word embeddings")
-    g.add_argument("--epochs", type=args_.positive_number, metavar="E", help="passes over the training texts (default: 6)")
-    g.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps (overrides --epochs)")
+    args_.add_schedule(g, epochs_help="passes over the training texts (default: 6)",
+                       val_help="share held out for early stopping (default: 0.1)")
     g.add_argument("--batch-size", "--batch", dest="batch_size", type=_positive_int, metavar="N", help="texts per optimiser step (default: 64)")
-    g.add_argument("--lr", type=args_.positive_number, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
-    g.add_argument("--val-fraction", type=args_.val_fraction, metavar="F", help="share held out for early stopping (default: 0.1)")
-    g.add_argument("--patience", type=args_.non_negative_int, metavar="N", help="validations without improvement before stopping (default: 0, never)")
-    g.add_argument("--seed", type=int, metavar="S", help="random seed (same seed + machine + CPU ⇒ same numbers)")
     g.add_argument("--no-baseline", action="store_true", help="skip TF-IDF + logistic regression")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoints after an interruption")

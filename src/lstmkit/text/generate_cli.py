@@ -90,16 +90,12 @@ def register(subparsers) -> None:
     g.add_argument("--dropout", type=args_.unit_fraction, metavar="P", help="dropout between layers and before the output (default: 0)")
     g.add_argument("--seq-len", type=_positive_int, metavar="T", help="truncated-BPTT length (default: 64)")
     g.add_argument("--batch-size", "--batch", dest="batch", type=_positive_int, metavar="B", help="parallel text streams (default: 32)")
-    g.add_argument("--epochs", type=args_.positive_number, metavar="E", help="passes over the training text (default: 10)")
-    g.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps (overrides --epochs)")
-    g.add_argument("--lr", type=args_.positive_number, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
-    g.add_argument("--val-fraction", type=args_.val_fraction, metavar="F", help="end of the text held out for validation (default: 0.1)")
-    g.add_argument("--patience", type=args_.non_negative_int, metavar="N", help="validations without improvement before stopping (default: 0, never)")
+    args_.add_schedule(g, epochs_help="passes over the training text (default: 10)",
+                       val_help="end of the text held out for validation (default: 0.1)")
     g.add_argument("--orders", type=_orders, metavar="3-8", help="n-gram orders to try on validation (default: 3-8, as far as 64-bit keys allow)")
     g.add_argument("--precision", choices=("fp32", "bf16", "auto"),
                    help="bf16: training passes in bfloat16 autocast (faster on CPUs with AVX-512 BF16/AMX); auto: bf16 where supported (default: fp32)")
     g.add_argument("--no-baseline", action="store_true", help="skip the n-gram")
-    g.add_argument("--seed", type=int, metavar="S", help="random seed (same seed + machine + CPU ⇒ same numbers)")
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoints after an interruption")
     args_.add_quiet(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

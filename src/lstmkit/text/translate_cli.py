@@ -53,13 +53,10 @@ def register(subparsers) -> None:
     g.add_argument("--dropout", type=args_.unit_fraction, metavar="P", help="dropout on embeddings and outputs (default: 0.1)")
     g.add_argument("--label-smoothing", type=args_.unit_fraction, metavar="E", help="label smoothing of the loss (default: 0)")
     g.add_argument("--beam", dest="beam_size", type=_positive_int, metavar="K", help="default beam width for predict/evaluate (default: 5; 1 = greedy)")
-    g.add_argument("--epochs", type=args_.positive_number, metavar="E", help="passes over the training pairs (default: 20; demo:NAME: the demo's tested number of steps)")
-    g.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps (overrides --epochs)")
+    args_.add_schedule(g, epochs_help="passes over the training pairs (default: 20; demo:NAME: the demo's tested number of steps)",
+                       val_help="share held out for early stopping and scores (default: 0.05)",
+                       seed_help="random seed (also of demo data; same seed + machine + CPU ⇒ same numbers)")
     g.add_argument("--batch-size", "--batch", dest="batch_size", type=_positive_int, metavar="N", help="pairs per optimiser step (default: 64)")
-    g.add_argument("--lr", type=args_.positive_number, metavar="LR", help="peak learning rate of the one-cycle schedule (default: 0.003)")
-    g.add_argument("--val-fraction", type=args_.val_fraction, metavar="F", help="share held out for early stopping and scores (default: 0.05)")
-    g.add_argument("--patience", type=args_.non_negative_int, metavar="N", help="validations without improvement before stopping (default: 0, never)")
-    g.add_argument("--seed", type=int, metavar="S", help="random seed (also of demo data; same seed + machine + CPU ⇒ same numbers)")
     g.add_argument("--no-baseline", action="store_true", help="do not keep training pairs for the nearest-neighbour baseline")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     args_.add_quiet(p)

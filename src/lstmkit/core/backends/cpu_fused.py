@@ -45,8 +45,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from lstmkit.core.backends.reference import StackBackend
 from lstmkit.core.cells import LN_EPS, VARIANTS, CellWeights, Variant
-from lstmkit.core.reference import RNNSpec, reverse_within_lengths, run_stack
+from lstmkit.core.reference import RNNSpec, reverse_within_lengths
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +319,7 @@ def run_direction(
 
 
 # ------------------------------------------------------------------------------------------ the backend
-class CPUFusedBackend:
+class CPUFusedBackend(StackBackend):
     name = "cpu_fused"
     supports = (
         "every LSTM variant (standard, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr) on CPU in float32 and "
@@ -342,27 +343,5 @@ class CPUFusedBackend:
             return build_error()
         return None
 
-    def forward(
-        self,
-        spec: RNNSpec,
-        module: torch.nn.Module,
-        x: Tensor,
-        h0: Tensor,
-        c0: Tensor | None,
-        lengths: Tensor | None,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        if spec.batch_first:
-            x = x.transpose(0, 1)  # (T, B, I)
-        out, h_n, c_n = run_stack(
-            x,
-            h0,
-            c0,
-            module.cell_weights(),
-            spec,
-            lengths,
-            module.training,
-            run_direction,
-        )
-        if spec.batch_first:
-            out = out.transpose(0, 1)
-        return out, h_n, c_n
+    def direction(self):
+        return run_direction

@@ -30,13 +30,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from lstmkit.core.backends.reference import StackBackend
 from lstmkit.core.cells import CellWeights, Variant, input_projection
-from lstmkit.core.reference import (
-    RNNSpec,
-    reverse_within_lengths,
-    run_direction,
-    run_stack,
-)
+from lstmkit.core.reference import RNNSpec, reverse_within_lengths, run_direction
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +413,7 @@ def make_direction(mode: str | None = None):
     return direction
 
 
-class TritonBackend:
+class TritonBackend(StackBackend):
     name = "triton"
     supports = (
         "every LSTM variant (with layer_norm and proj_size except for fgr), in float32/bfloat16/float16 on CUDA "
@@ -459,18 +455,7 @@ class TritonBackend:
             return False
         if dtype == torch.bfloat16:
             return False
-        if dtype == torch.float32 and 192 <= spec.hidden_size <= 384:
-            return False
-        return True
+        return not (dtype == torch.float32 and 192 <= spec.hidden_size <= 384)
 
-    def forward(
-        self, spec: RNNSpec, module: torch.nn.Module, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        if spec.batch_first:
-            x = x.transpose(0, 1)  # (T, B, I)
-        out, h_n, c_n = run_stack(
-            x, h0, c0, module.cell_weights(), spec, lengths, module.training, direction=make_direction()
-        )
-        if spec.batch_first:
-            out = out.transpose(0, 1)
-        return out, h_n, c_n
+    def direction(self):
+        return make_direction()
