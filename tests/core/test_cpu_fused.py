@@ -290,3 +290,47 @@ def test_layer_norm_input_projection_over_many_rows_matches_reference(bias):
     run_both(ref, fused, x, state(2, 1, 10, 13, torch.float64))
     ref, fused = pair("peephole", torch.float64, I=3, H=13, L=1, bias=bias, layer_norm=True)
     run_both(ref, fused, torch.randn(30, 10, 3, dtype=torch.float64))
+
+
+# ------------------------------------------------------------------------------------------ float32 activations
+@pytest.mark.parametrize("scale", [1e-4, 1.0, 30.0])
+def test_float32_activations_hold_over_the_range(scale):
+    """The kernel's own exp/expm1-based sigmoid and tanh (1.5 ulp) against torch's, through a whole
+    layer: pre-activations near 0 (tanh's relative accuracy there), of order 1, and saturated (±30·…).
+    The truth is the float64 reference; the kernel must be as close to it as float32 rounding allows."""
+    torch.manual_seed(0)
+    ref64, _ = pair("peephole", torch.float64, I=4, H=21)
+    with torch.no_grad():  # no biases: at scale 1e-4 every pre-activation is then near 0
+        for name, p in ref64.named_parameters():
+            if "bias" in name:
+                p.zero_()
+    fused = lstmkit.LSTM(4, 21, variant="peephole", backend="cpu_fused")
+    fused.load_state_dict(ref64.state_dict())
+    x = torch.randn(7, 5, 4, dtype=torch.float64) * scale
+    with torch.no_grad():
+        out64, (h64, c64) = ref64(x)
+        out32, (h32, c32) = fused(x.float())
+    for name, a, e in (("output", out32, out64), ("h_n", h32, h64), ("c_n", c32, c64)):
+        close(a.double(), e, torch.float32, f"{name} at scale {scale}")
+
+
+def test_layer_norm_without_grad_and_with_lengths_matches_reference():
+    """Inference with layer norm runs on one step's scratch statistics (nothing saved): masked rows keep
+    their state and every row's statistics are its own."""
+    ref, fused = pair("cifg", torch.float32, I=3, H=11, L=2, layer_norm=True)
+    x = torch.randn(6, 5, 3)
+    lengths = torch.tensor([6, 1, 4, 6, 2])
+    with torch.no_grad():
+        got, (h, c) = fused(x, lengths=lengths)
+        want, (h_r, c_r) = ref(x, lengths=lengths)
+    for name, a, e in (("output", got, want), ("h_n", h, h_r), ("c_n", c, c_r)):
+        close(a, e, torch.float32, name)
+
+
+@pytest.mark.parametrize("variant", ["standard", "peephole", "cifg", "fgr"])
+def test_batch_of_one_matches_reference(variant):
+    """Batch 1 multiplies by W laid out in panels (single_row_panels); H = 37 leaves every block width
+    (4, 2 and 1 vectors, partial) in 4H = 148 and FGR's 3H = 111, forward and backward."""
+    ref, fused = pair(variant, torch.float64, I=5, H=37, L=2)
+    x = torch.randn(9, 1, 5, dtype=torch.float64)
+    run_both(ref, fused, x, state(2, 1, 1, 37, torch.float64))
