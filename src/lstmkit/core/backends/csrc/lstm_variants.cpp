@@ -428,13 +428,15 @@ Layout layout(const Flags& v, int64_t H) {
   return L;
 }
 
-// Rows per thread for one step (its GEMM rows and its pointwise pass together, one fork per step), or B
-// (one chunk: the calling thread) when a step is too small to pay for waking threads (measured with 2
-// threads at B = 32, H = 50, ~8 us a step: one fork per step pays, the BLAS path is left to the BLAS).
-int64_t step_grain(int64_t B, int64_t G, int64_t H, bool packed) {
+// Rows per thread for a whole call (a thread takes its rows through every step: its GEMM rows and its
+// pointwise pass), or B (one chunk: the calling thread) when the call is too small to pay for waking
+// threads.
+int64_t step_grain(int64_t B, int64_t T, int64_t G, int64_t H, bool packed) {
   const int64_t threads = at::get_num_threads();
-  if (threads < 2 || !packed || B < 16 || B * G * H < ((int64_t)1 << 16)) return B;
-  return std::max<int64_t>(8, (B + threads - 1) / threads);
+  // Below ~1M multiply-adds a call (~10 us) waking a second thread costs more than it saves; the BLAS
+  // path (W over 16 MB) threads inside each product instead.
+  if (threads < 2 || !packed || B < 2 || B * T * G * H < ((int64_t)1 << 20)) return B;
+  return (B + threads - 1) / threads;
 }
 
 // Layer norm (cells.py: LN over the G rows of W_hh h, and over the H units of c before the output
@@ -903,7 +905,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   T* gpp = v.fgr ? gp.data_ptr<T>() : nullptr;
   const Recurrent<T> rec(W, G, H, /*transposed=*/true, /*one_row=*/B == 1);
   const Recurrent<T> rec_fgr(Wf, v.fgr ? 3 * H : 0, v.fgr ? 3 * H : 0, /*transposed=*/true, B == 1);
-  const int64_t step_rows = step_grain(B, G, H, rec.use_packed && (!v.fgr || rec_fgr.use_packed));
+  const int64_t step_rows = step_grain(B, T_, G, H, rec.use_packed && (!v.fgr || rec_fgr.use_packed));
   LayerNorm<T> ln;
   if constexpr (LN) {
     ln.g_hh = ln_w[0].data_ptr<T>();
@@ -914,28 +916,37 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
     ln.mean_hh = means.data_ptr<T>();
     ln.mean_c = ln.mean_hh + B;
   }
-  for (int64_t t = 0; t < T_; ++t) {
-    T* a = acts.data_ptr<T>() + (save ? t * B * G : 0);
-    const T* c_in = c_all.data_ptr<T>() + (save ? t * B * H : 0);
-    T* c_out = c_all.data_ptr<T>() + (save ? (t + 1) * B * H : 0);
-    const T* x = xg.data_ptr<T>() + t * B * G;
-    T* o = out.data_ptr<T>() + t * B * H;
-    const uint8_t* m = M ? M + t * B : nullptr;
-    LayerNorm<T> lt = ln;
-    if constexpr (LN) {
-      const int64_t tl = keep_ln ? t : 0;
-      lt.hat_hh = hat_hh.data_ptr<T>() + tl * B * G;
-      lt.rstd_hh = rstd_hh.data_ptr<T>() + tl * B;
-      lt.hat_c = hat_c.data_ptr<T>() + tl * B * H;
-      lt.rstd_c = rstd_c.data_ptr<T>() + tl * B;
-    }
-    // Rows are independent within a step: each thread multiplies its rows of h and updates them.
-    at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
+  T* const acts_p = acts.data_ptr<T>();
+  T* const c_all_p = c_all.data_ptr<T>();
+  const T* const xg_p = xg.data_ptr<T>();
+  T* const out_p = out.data_ptr<T>();
+  T* const hat_hh_p = LN ? hat_hh.data_ptr<T>() : nullptr;
+  T* const rstd_hh_p = LN ? rstd_hh.data_ptr<T>() : nullptr;
+  T* const hat_c_p = LN ? hat_c.data_ptr<T>() : nullptr;
+  T* const rstd_c_p = LN ? rstd_c.data_ptr<T>() : nullptr;
+  // The rows of a batch never meet: each thread runs its rows through all T steps (one parallel
+  // region per call, no synchronisation between steps).
+  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
+    for (int64_t t = 0; t < T_; ++t) {
+      T* a = acts_p + (save ? t * B * G : 0);
+      const T* c_in = c_all_p + (save ? t * B * H : 0);
+      T* c_out = c_all_p + (save ? (t + 1) * B * H : 0);
+      const T* x = xg_p + t * B * G;
+      T* o = out_p + t * B * H;
+      const uint8_t* m = M ? M + t * B : nullptr;
+      LayerNorm<T> lt = ln;
+      if constexpr (LN) {
+        const int64_t tl = keep_ln ? t : 0;
+        lt.hat_hh = hat_hh_p + tl * B * G;
+        lt.rstd_hh = rstd_hh_p + tl * B;
+        lt.hat_c = hat_c_p + tl * B * H;
+        lt.rstd_c = rstd_c_p + tl * B;
+      }
       rec.apply(b1 - b0, H, hp + b0 * H, H, 0, a + b0 * G, G, false);
       if constexpr (v.fgr) rec_fgr.apply(b1 - b0, 3 * H, gpp + b0 * 3 * H, 3 * H, 0, rp + b0 * 3 * H, 3 * H, false);
       step_forward<T, V, LN>(b0, b1, H, a, x, rp, hp, c_in, c_out, gpp, o, m, P, lt);
-    });
-  }
+    }
+  });
   at::Tensor c_n = save ? c_all[T_].clone() : c_all;
   auto none = at::empty({0}, opts);
   if (!keep_ln) return {out, h, c_n, save ? acts : none, save ? c_all : none, none, none, none, none};
@@ -967,7 +978,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
   const Layout L = layout(v, H);
   const Recurrent<T> rec(W, G, H, /*transposed=*/false, /*one_row=*/B == 1);
   const Recurrent<T> rec_fgr(Wf, v.fgr ? 3 * H : 0, v.fgr ? 3 * H : 0, /*transposed=*/false, B == 1);
-  const int64_t step_rows = step_grain(B, G, H, rec.use_packed && (!v.fgr || rec_fgr.use_packed));
+  const int64_t step_rows = step_grain(B, T_, G, H, rec.use_packed && (!v.fgr || rec_fgr.use_packed));
   // Layer norm: d(W_hh h) per step (dW_hh sums it against h_{t-1}), per-row gain/shift gradient sums.
   auto dhg = LN ? at::empty({T_, B, G}, opts) : at::empty({0}, opts);
   auto sums_g = LN ? at::zeros({2, B, G}, opts) : at::Tensor();
@@ -988,22 +999,30 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
     ln.dc = ln.y + B * H;
     ln.red = red.data_ptr<T>();
   }
-  for (int64_t t = T_ - 1; t >= 0; --t) {
-    T* dat = da.data_ptr<T>() + t * B * G;
-    const T* at_ = acts.data_ptr<T>() + t * B * G;
-    const T* dot = dout_c.data_ptr<T>() + t * B * H;
-    const T* cpt = c_all.data_ptr<T>() + t * B * H;
-    const T* cnt = c_all.data_ptr<T>() + (t + 1) * B * H;
-    const uint8_t* m = M ? M + t * B : nullptr;
-    LayerNorm<T> lt = ln;
-    if constexpr (LN) {
-      lt.hat_hh = ln_saved[0].data_ptr<T>() + t * B * G;
-      lt.rstd_hh = ln_saved[1].data_ptr<T>() + t * B;
-      lt.hat_c = ln_saved[2].data_ptr<T>() + t * B * H;
-      lt.rstd_c = ln_saved[3].data_ptr<T>() + t * B;
-      lt.dhg = dhg.data_ptr<T>() + t * B * G;
-    }
-    at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
+  T* const da_p = da.data_ptr<T>();
+  const T* const acts_p = acts.data_ptr<T>();
+  const T* const dout_p = dout_c.data_ptr<T>();
+  const T* const c_all_p = c_all.data_ptr<T>();
+  T* const dhg_p = LN ? dhg.data_ptr<T>() : nullptr;
+  T* const saved_p[4] = {LN ? ln_saved[0].data_ptr<T>() : nullptr, LN ? ln_saved[1].data_ptr<T>() : nullptr,
+                         LN ? ln_saved[2].data_ptr<T>() : nullptr, LN ? ln_saved[3].data_ptr<T>() : nullptr};
+  // As the forward: each thread takes its rows through all steps, backwards.
+  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      T* dat = da_p + t * B * G;
+      const T* at_ = acts_p + t * B * G;
+      const T* dot = dout_p + t * B * H;
+      const T* cpt = c_all_p + t * B * H;
+      const T* cnt = c_all_p + (t + 1) * B * H;
+      const uint8_t* m = M ? M + t * B : nullptr;
+      LayerNorm<T> lt = ln;
+      if constexpr (LN) {
+        lt.hat_hh = saved_p[0] + t * B * G;
+        lt.rstd_hh = saved_p[1] + t * B;
+        lt.hat_c = saved_p[2] + t * B * H;
+        lt.rstd_c = saved_p[3] + t * B;
+        lt.dhg = dhg_p + t * B * G;
+      }
       step_backward<T, V, LN>(b0, b1, H, at_, dat, dot, dhp, dcp, dgp, cpt, cnt, m, P, dpp, lt);
       const int64_t n = b1 - b0;
       // dh_{t-1} += d(W_hh h)_t W_hh
@@ -1013,8 +1032,8 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
         rec_fgr.apply(n, 2 * H, dat + b0 * G + L.i, G, 0, dgp + b0 * 3 * H, 3 * H, true);
         rec_fgr.apply(n, H, dat + b0 * G + L.o, G, 2 * H, dgp + b0 * 3 * H, 3 * H, true);
       }
-    });
-  }
+    }
+  });
   const int64_t n_peep = v.peep ? (int64_t)v.has_i + (int64_t)(v.has_f && !v.coupled) + (int64_t)v.has_o : 0;
   auto none = at::empty({0}, opts);
   auto dw_peep = v.peep ? dpeep.narrow(1, 0, n_peep).sum(0) : none;
