@@ -334,3 +334,18 @@ def test_batch_of_one_matches_reference(variant):
     ref, fused = pair(variant, torch.float64, I=5, H=37, L=2)
     x = torch.randn(9, 1, 5, dtype=torch.float64)
     run_both(ref, fused, x, state(2, 1, 1, 37, torch.float64))
+
+
+@pytest.mark.parametrize("variant,layer_norm", [("peephole", False), ("fgr", False), ("cifg", True)])
+def test_rows_split_between_threads_match_reference(variant, layer_norm):
+    """With two threads each takes its rows of the batch through every step (B = 5: chunks of 3 and 2),
+    forward and backward, with lengths; the result must not depend on the split."""
+    ref, fused = pair(variant, torch.float64, I=4, H=40, L=1, layer_norm=layer_norm)
+    x = torch.randn(60, 5, 4, dtype=torch.float64)  # B·T·G·H >= 2^20 for every variant here: it splits
+    lengths = torch.tensor([60, 7, 33, 60, 1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_both(ref, fused, x, state(1, 1, 5, 40, torch.float64), lengths)
+    finally:
+        torch.set_num_threads(before)
