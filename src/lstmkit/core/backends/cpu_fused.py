@@ -189,11 +189,12 @@ class _Recurrence(torch.autograd.Function):
         wp = empty if w_peep is None else w_peep
         wf = empty if w_fgr is None else w_fgr
         ln = [] if ln_hh_w is None else [ln_hh_w, ln_hh_b, ln_c_w, ln_c_b]
-        out, h_n, c_n, acts, c_all, *ln_saved = ext.forward(
+        out, h_n, c_n, acts, c_all, gates, *ln_saved = ext.forward(
             xg, h0, c0, w_hh.contiguous(), wp, wf, mask, vid, ln, LN_EPS, save
         )
         if save:
-            ctx.save_for_backward(h0, w_hh, wp, wf, out, acts, c_all, mask, *ln, *(ln_saved if ln else []))
+            saved = (h0, w_hh, wp, wf, out, acts, c_all, gates, mask, *ln, *(ln_saved if ln else []))
+            ctx.save_for_backward(*saved)
             ctx.variant = variant
             ctx.has = (w_peep is not None, w_fgr is not None, bool(ln))
         return out, h_n, c_n
@@ -201,7 +202,7 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dout, dh_n, dc_n):
-        h0, w_hh, wp, wf, out, acts, c_all, mask, *ln_all = ctx.saved_tensors
+        h0, w_hh, wp, wf, out, acts, c_all, gates, mask, *ln_all = ctx.saved_tensors
         ln, ln_saved = ln_all[:4], ln_all[4:]
         variant: Variant = ctx.variant
         da, dh0, dc0, dw_peep_all, dhg, *dln = extension().backward(
@@ -218,11 +219,14 @@ class _Recurrence(torch.autograd.Function):
         if ctx.has[0] and ctx.needs_input_grad[4]:
             dw_peep = dw_peep_all  # (n_peep, H), summed in the kernel's loop
         if ctx.has[1] and ctx.needs_input_grad[5]:
-            ifo = [_gate_cols(variant, g, H) for g in "ifo"]
-            da_ifo = torch.cat([da[..., s] for s in ifo], -1).reshape(T * B, 3 * H)
-            prev = torch.cat([acts[..., s] for s in ifo], -1)  # (T, B, 3H): step t's gates feed step t+1
-            prev = torch.cat([prev.new_zeros(1, B, 3 * H), prev[:-1]]).reshape(T * B, 3 * H)
-            dw_fgr = _tn(da_ifo, prev)  # (3H, 3H)
+            # dW_fgr = Σ_t dA_{ifo,t}^T [i;f;o]_{t-1}: the kernel kept [i;f;o]_{t-1} for every step
+            # ((T+1, B, 3H), zeros first), and dA's i, f columns are adjacent (layout i f g o), so two
+            # products on column slices of dA, without copying them out.
+            prev = gates[:-1].reshape(T * B, 3 * H)
+            da2 = da.view(T * B, G)
+            i, f, o = (_gate_cols(variant, g, H) for g in "ifo")
+            assert i.stop == f.start, "FGR's kernel layout puts i and f side by side"
+            dw_fgr = torch.cat([_tn(da2[:, i.start : f.stop], prev), _tn(da2[:, o], prev)])  # (3H, 3H)
         dln = dln if ctx.has[2] else [None] * 4
         return da, dh0, dc0, dw_hh, dw_peep, dw_fgr, *dln, None, None, None
 

@@ -589,14 +589,15 @@ __attribute__((always_inline)) inline void moments(const T* x, int64_t n, T eps,
 
 // One forward step over rows [b0, b1). pre: (B, G) recurrent part, turned into the gate activations
 // in place; xg: (B, G); r: (B, 3H) FGR recurrence or null; h, c: (B, H) state, updated in place;
-// c_out: where c_t goes ((B, H), may equal c); gp: (B, 3H) FGR's previous gates, updated; out: (B, H).
+// c_out: where c_t goes ((B, H), may equal c); g_in, g_out: (B, 3H) FGR's gates of the previous step and
+// where this step's go (may be the same buffer: the product has read it already); out: (B, H).
 // With layer norm the step runs in phases over all rows: a row's mean and variance are chains of
 // dependent adds (~100 cycles at G = 200), and a row's pointwise loop cannot start before its own
 // statistics; rows are independent, so computing every row's statistics in one loop lets the core
 // overlap the chains of several rows (measured 5.3 -> 4.2 us a step at B = 32, H = 50).
 template <typename T, int V, bool LN>
 void step_forward(int64_t b0, int64_t b1, int64_t H, T* pre, const T* xg, const T* r, T* h, const T* c_in, T* c_out,
-                  T* gp, T* out, const uint8_t* mask, const T* peep, const LayerNorm<T>& ln) {
+                  const T* g_in, T* g_out, T* out, const uint8_t* mask, const T* peep, const LayerNorm<T>& ln) {
   constexpr Flags v = kVariants[V];
   const Layout L = layout(v, H);
   const int64_t G = L.G;
@@ -616,13 +617,14 @@ void step_forward(int64_t b0, int64_t b1, int64_t H, T* pre, const T* xg, const 
     T* ob = out + b * H;
     if (mask && !mask[b]) {  // past this sequence's end: frozen state, zero output
       if (cb != cp) std::memcpy(cb, cp, H * sizeof(T));
+      if (v.fgr && g_out != g_in) std::memcpy(g_out + b * 3 * H, g_in + b * 3 * H, 3 * H * sizeof(T));
       std::memset(ob, 0, H * sizeof(T));
       continue;
     }
     T* a = pre + b * G;
     const T* x = xg + b * G;
     const T* rb = v.fgr ? r + b * 3 * H : nullptr;
-    T* gb = v.fgr ? gp + b * 3 * H : nullptr;
+    T* gb = v.fgr ? g_out + b * 3 * H : nullptr;
     T* hat = LN ? ln.hat_hh + b * G : nullptr;
     const T mean = LN ? ln.mean_hh[b] : T(0), rstd = LN ? ln.rstd_hh[b] : T(0);
     // The recurrent part of gate column k, through LN(W_hh h) (its normalised value kept for the backward).
@@ -895,7 +897,9 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   auto rstd_c = LN ? at::empty({T_ln, B}, opts) : at::empty({0}, opts);
   auto means = LN ? at::empty({2, B}, opts) : at::Tensor();
   auto r = v.fgr ? at::empty({B, 3 * H}, opts) : at::Tensor();
-  auto gp = v.fgr ? at::zeros({B, 3 * H}, opts) : at::Tensor();
+  // FGR's previous gates [i;f;o]_{t-1}: with save, every step's ((T+1, B, 3H), zeros first: the weight
+  // gradient reads them as one matrix), else one step's, read by the product before being overwritten.
+  auto gp = v.fgr ? at::zeros({save ? T_ + 1 : 1, B, 3 * H}, opts) : at::Tensor();
   const T* W = w_hh.data_ptr<T>();
   const T* Wf = v.fgr ? w_fgr.data_ptr<T>() : nullptr;
   const T* P = v.peep ? w_peep.data_ptr<T>() : nullptr;
@@ -943,14 +947,17 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
         lt.rstd_c = rstd_c_p + tl * B;
       }
       rec.apply(b1 - b0, H, hp + b0 * H, H, 0, a + b0 * G, G, false);
-      if constexpr (v.fgr) rec_fgr.apply(b1 - b0, 3 * H, gpp + b0 * 3 * H, 3 * H, 0, rp + b0 * 3 * H, 3 * H, false);
-      step_forward<T, V, LN>(b0, b1, H, a, x, rp, hp, c_in, c_out, gpp, o, m, P, lt);
+      T* g_in = v.fgr ? gpp + (save ? t * B * 3 * H : 0) : nullptr;
+      T* g_out = v.fgr ? gpp + (save ? (t + 1) * B * 3 * H : 0) : nullptr;
+      if constexpr (v.fgr) rec_fgr.apply(b1 - b0, 3 * H, g_in + b0 * 3 * H, 3 * H, 0, rp + b0 * 3 * H, 3 * H, false);
+      step_forward<T, V, LN>(b0, b1, H, a, x, rp, hp, c_in, c_out, g_in, g_out, o, m, P, lt);
     }
   });
   at::Tensor c_n = save ? c_all[T_].clone() : c_all;
   auto none = at::empty({0}, opts);
-  if (!keep_ln) return {out, h, c_n, save ? acts : none, save ? c_all : none, none, none, none, none};
-  return {out, h, c_n, save ? acts : none, save ? c_all : none, hat_hh, rstd_hh, hat_c, rstd_c};
+  auto gates = v.fgr && save ? gp : none;
+  if (!keep_ln) return {out, h, c_n, save ? acts : none, save ? c_all : none, gates, none, none, none, none};
+  return {out, h, c_n, save ? acts : none, save ? c_all : none, gates, hat_hh, rstd_hh, hat_c, rstd_c};
 }
 
 template <typename T, int V, bool LN>
@@ -1141,12 +1148,14 @@ at::Tensor matmul_tn_impl(const at::Tensor& a, const at::Tensor& b) {
   const int64_t K = a.size(0), M = a.size(1), N = b.size(1);
   auto out = at::empty({M, N}, a.options());
   const Packed<T> P = pack<T>(b.data_ptr<T>(), K, N, N, 1);
-  gemm_packed<T>(M, K, a.data_ptr<T>(), 1, M, P, 0, out.data_ptr<T>(), N, false);
+  gemm_packed<T>(M, K, a.data_ptr<T>(), 1, a.stride(0), P, 0, out.data_ptr<T>(), N, false);
   return out;
 }
 
+// a may be a column slice (rows strided, columns contiguous), e.g. some gates' columns of dA.
 at::Tensor matmul_tn(const at::Tensor& a, const at::Tensor& b) {
-  auto ac = a.contiguous(), bc = b.contiguous();
+  auto ac = a.dim() == 2 && a.stride(1) == 1 && a.stride(0) >= a.size(1) ? a : a.contiguous();
+  auto bc = b.contiguous();
   TORCH_CHECK(ac.dim() == 2 && bc.dim() == 2 && ac.size(0) == bc.size(0) && ac.scalar_type() == bc.scalar_type(),
               "lstmkit cpu_fused: matmul_tn shapes");
   if (ac.scalar_type() == at::kFloat) return matmul_tn_impl<float>(ac, bc);
