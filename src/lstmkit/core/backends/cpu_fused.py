@@ -6,9 +6,12 @@ at small batches and long sequences. Here one layer in one direction is:
 * the input projection of all steps, one GEMM (what :func:`lstmkit.core.cells.input_projection`
   computes; by the extension's packed GEMM where the input is wide enough, layer norm by torch);
 * the recurrence, one call into ``csrc/lstm_variants.cpp``: per step one GEMM ``h_{t-1} W_hh^T`` (a
-  register-blocked kernel on W packed once per call; the BLAS when W_hh passes 16 MB), plus one for
-  FGR's gate recurrence, and one vectorised pass over B×H that applies the variant (and layer norm),
-  saving the gate activations and c for the backward pass;
+  register-blocked kernel on W packed once per call — at batch 1 in panels that stream from L2; the
+  BLAS when W_hh passes 16 MB), plus one for FGR's gate recurrence, and one vectorised pass over B×H
+  that applies the variant (and layer norm, in phases over the rows so that the rows' reductions
+  overlap), saving the gate activations and c for the backward pass. The rows of a batch never meet,
+  so with several threads each takes its rows through every step: one parallel region per call.
+  float32 sigmoid and tanh are the kernel's own (one exp or expm1 each, 1.5 ulp; libm is scalar);
 * its backward, one call: per step one pass computing the pre-activation gradients (peephole and
   layer-norm gain gradients summed on the way) and one GEMM ``dA_t W_hh`` for dh_{t-1}; then the
   other weight gradients are single products over all steps (``dW_hh = Σ_t dA_tᵀ h_{t-1}``, FGR's and
