@@ -1150,8 +1150,28 @@ template <typename T>
 at::Tensor matmul_tn_impl(const at::Tensor& a, const at::Tensor& b) {
   const int64_t K = a.size(0), M = a.size(1), N = b.size(1);
   auto out = at::empty({M, N}, a.options());
-  const Packed<T> P = pack<T>(b.data_ptr<T>(), K, N, N, 1);
-  gemm_packed<T>(M, K, a.data_ptr<T>(), 1, a.stride(0), P, 0, out.data_ptr<T>(), N, false);
+  const int64_t lda = a.stride(0);
+  const T* A = a.data_ptr<T>();
+  const T* Bm = b.data_ptr<T>();
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), K / 256);
+  if (threads < 2 || M * K * N < ((int64_t)1 << 22)) {
+    const Packed<T> P = pack<T>(Bm, K, N, N, 1);
+    gemm_packed<T>(M, K, A, 1, lda, P, 0, out.data_ptr<T>(), N, false);
+    return out;
+  }
+  // A sum over K (= T·B steps and rows): each thread packs and multiplies its own range of K into a
+  // partial (M, N), then the partials are added. Splitting M instead left each thread packing all of b
+  // and only a few 12-row tiles to share (M = 3H or 4H).
+  auto partial = at::empty({threads, M, N}, a.options());
+  T* Pp = partial.data_ptr<T>();
+  at::parallel_for(0, threads, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t k0 = K * c / threads, k1 = K * (c + 1) / threads;
+      const Packed<T> P = pack<T>(Bm + k0 * N, k1 - k0, N, N, 1);
+      gemm_packed<T>(M, k1 - k0, A + k0 * lda, 1, lda, P, 0, Pp + c * M * N, N, false);
+    }
+  });
+  at::sum_out(out, partial, at::IntArrayRef{0});
   return out;
 }
 
