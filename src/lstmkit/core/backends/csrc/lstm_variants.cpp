@@ -118,6 +118,11 @@ Packed<T> pack(const T* src, int64_t K, int64_t N, int64_t sk, int64_t sn) {
   p.K = K;
   p.N = N;
   p.Np = (N + W - 1) / W * W;
+  // An odd number of cache lines per row: the micro-kernel walks down a column of tiles (one row of
+  // the panel per k), and with a row of 4 KB (N = 1024: an LSTM's G at H = 256) every k landed in the
+  // same cache sets, so a 1 MB W used a fraction of L1 and L2 (measured: G = 4H at H = 256 ran at
+  // 1.9x torch while G = 3H ran at 0.95x).
+  if ((p.Np / W) % 2 == 0) p.Np += W;
   p.data.assign(K * p.Np, T(0));
   for (int64_t k = 0; k < K; ++k)
     for (int64_t n = 0; n < N; ++n) p.data[k * p.Np + n] = src[k * sk + n * sn];

@@ -1,0 +1,51 @@
+"""``benchmarks/kernels.py`` end to end at its smallest: the rows, the ratios and the JSON it writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels.py"
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    spec = importlib.util.spec_from_file_location("bench_kernels", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script executes
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def test_one_size_one_variant_writes_rows_with_ratios_to_the_anchor(kernels, tmp_path, capsys):
+    out = tmp_path / "k.json"
+    threads = torch.get_num_threads()
+    try:
+        kernels.main(["--sizes", "seed", "--variants", "peephole", "--backends", "auto,reference",
+                      "--repeat", "1", "--min-time", "0", "--threads", "1", "--json", str(out)])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    data = json.loads(out.read_text())
+    rows = {(r["variant"], r["backend"], r["pass_"]): r for r in data["rows"]}
+    for pass_ in ("fwd", "fwd+bwd"):
+        anchor = rows[("torch.nn.LSTM", "torch", pass_)]
+        assert anchor["ratio"] == 1.0 and anchor["ms_min"] > 0
+        auto = next(r for (v, b, p), r in rows.items() if v == "peephole" and b.startswith("auto=") and p == pass_)
+        assert auto["backend"] in ("auto=cpu_fused", "auto=reference")
+        for r in (auto, rows[("peephole", "reference", pass_)]):
+            assert r["ratio"] == pytest.approx(r["ms_min"] / anchor["ms_min"])
+    assert data["args"]["threads"] == 1 and data["machine"]["torch"] == torch.__version__
+    assert "| B32 T50 I1 H50 L2 | cpu | fp32 | peephole | reference |" in capsys.readouterr().out
+
+
+def test_unknown_names_are_refused(kernels):
+    with pytest.raises(SystemExit):
+        kernels.parse_args(["--variants", "peephole,bogus"])
