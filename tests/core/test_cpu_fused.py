@@ -349,3 +349,20 @@ def test_rows_split_between_threads_match_reference(variant, layer_norm):
         run_both(ref, fused, x, state(1, 1, 5, 40, torch.float64), lengths)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weight_gradient_product_matches_torch(threads):
+    """``matmul_tn`` (a^T b summed over T·B) on a column slice of a wider matrix, as FGR's dW uses it;
+    with two threads the sum over K is split between them (each packs its part of b) and added."""
+    ext = cpu_fused.extension()
+    g = torch.Generator().manual_seed(0)
+    wide = torch.randn(3000, 200, dtype=torch.float64, generator=g)
+    b = torch.randn(3000, 150, dtype=torch.float64, generator=g)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for a in (wide[:, :100], wide[:, 150:], wide):
+            close(ext.matmul_tn(a, b), a.t() @ b, torch.float64, f"a {tuple(a.shape)}")
+    finally:
+        torch.set_num_threads(before)
