@@ -486,73 +486,13 @@ inline T hsum(typename VecT<T>::type a) {
   return hsum_n<T, 64>(a);
 }
 
-// lane_dot: sum_j (x_j - sx) (y_j - sy), y = null meaning y = x.
-template <typename T>
-inline T lane_dot(const T* x, const T* y, int64_t n, T sx, T sy) {
+// Two sums over a row of x (and y, read alongside): term(u, v, acc0, acc1) adds one element's
+// contributions, called on whole vectors (two chains of each) and then on the scalar tail (two chains).
+template <typename T, typename Term>
+__attribute__((always_inline)) inline void lane_sums(const T* x, const T* y, int64_t n, Term term, T& out0, T& out1) {
   using V = typename VecT<T>::type;
   constexpr int64_t W = 64 / sizeof(T);
-  const T* yy = y ? y : x;
-  V a0 = V{}, a1 = V{};
-  int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    V u0, u1, v0, v1;
-    std::memcpy(&u0, x + j, sizeof(V));
-    std::memcpy(&u1, x + j + W, sizeof(V));
-    std::memcpy(&v0, yy + j, sizeof(V));
-    std::memcpy(&v1, yy + j + W, sizeof(V));
-    a0 += (u0 - sx) * (v0 - sy);
-    a1 += (u1 - sx) * (v1 - sy);
-  }
-  if (j + W <= n) {
-    V u0, v0;
-    std::memcpy(&u0, x + j, sizeof(V));
-    std::memcpy(&v0, yy + j, sizeof(V));
-    a0 += (u0 - sx) * (v0 - sy);
-    j += W;
-  }
-  T s0 = T(0), s1 = T(0);
-  for (; j + 1 < n; j += 2) {
-    s0 += (x[j] - sx) * (yy[j] - sy);
-    s1 += (x[j + 1] - sx) * (yy[j + 1] - sy);
-  }
-  if (j < n) s0 += (x[j] - sx) * (yy[j] - sy);
-  return hsum<T>(a0 + a1) + (s0 + s1);
-}
-
-template <typename T>
-inline T lane_sum(const T* x, int64_t n) {
-  using V = typename VecT<T>::type;
-  constexpr int64_t W = 64 / sizeof(T);
-  V a0 = V{}, a1 = V{};
-  int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    V u0, u1;
-    std::memcpy(&u0, x + j, sizeof(V));
-    std::memcpy(&u1, x + j + W, sizeof(V));
-    a0 += u0;
-    a1 += u1;
-  }
-  if (j + W <= n) {
-    V u0;
-    std::memcpy(&u0, x + j, sizeof(V));
-    a0 += u0;
-    j += W;
-  }
-  T s0 = T(0), s1 = T(0);
-  for (; j + 1 < n; j += 2) {
-    s0 += x[j];
-    s1 += x[j + 1];
-  }
-  if (j < n) s0 += x[j];
-  return hsum<T>(a0 + a1) + (s0 + s1);
-}
-
-// sum_j x_j and sum_j x_j y_j in one pass, as two independent chains.
-template <typename T>
-inline void lane_sum_dot(const T* x, const T* y, int64_t n, T& sum, T& dot) {
-  using V = typename VecT<T>::type;
-  constexpr int64_t W = 64 / sizeof(T);
-  V a0 = V{}, a1 = V{}, d0 = V{}, d1 = V{};
+  V a0 = V{}, a1 = V{}, b0 = V{}, b1 = V{};
   int64_t j = 0;
   for (; j + 2 * W <= n; j += 2 * W) {
     V u0, u1, v0, v1;
@@ -560,39 +500,41 @@ inline void lane_sum_dot(const T* x, const T* y, int64_t n, T& sum, T& dot) {
     std::memcpy(&u1, x + j + W, sizeof(V));
     std::memcpy(&v0, y + j, sizeof(V));
     std::memcpy(&v1, y + j + W, sizeof(V));
-    a0 += u0;
-    a1 += u1;
-    d0 += u0 * v0;
-    d1 += u1 * v1;
+    term(u0, v0, a0, b0);
+    term(u1, v1, a1, b1);
   }
   if (j + W <= n) {
     V u0, v0;
     std::memcpy(&u0, x + j, sizeof(V));
     std::memcpy(&v0, y + j, sizeof(V));
-    a0 += u0;
-    d0 += u0 * v0;
+    term(u0, v0, a0, b0);
     j += W;
   }
   T s0 = T(0), s1 = T(0), e0 = T(0), e1 = T(0);
   for (; j + 1 < n; j += 2) {
-    s0 += x[j];
-    s1 += x[j + 1];
-    e0 += x[j] * y[j];
-    e1 += x[j + 1] * y[j + 1];
+    term(x[j], y[j], s0, e0);
+    term(x[j + 1], y[j + 1], s1, e1);
   }
-  if (j < n) {
-    s0 += x[j];
-    e0 += x[j] * y[j];
-  }
-  sum = hsum<T>(a0 + a1) + (s0 + s1);
-  dot = hsum<T>(d0 + d1) + (e0 + e1);
+  if (j < n) term(x[j], y[j], s0, e0);
+  out0 = hsum<T>(a0 + a1) + (s0 + s1);
+  out1 = hsum<T>(b0 + b1) + (e0 + e1);
+}
+
+// sum_j x_j and sum_j x_j y_j in one pass.
+template <typename T>
+inline void lane_sum_dot(const T* x, const T* y, int64_t n, T& sum, T& dot) {
+  lane_sums(x, y, n, [](auto u, auto v, auto& a, auto& d) { a += u; d += u * v; }, sum, dot);
 }
 
 // Mean and 1/sqrt(var + eps) of n values (two passes, as torch's layer_norm, accumulated in T).
 template <typename T>
 __attribute__((always_inline)) inline void moments(const T* x, int64_t n, T eps, T& mean, T& rstd) {
-  mean = lane_sum(x, n) / T(n);
-  rstd = T(1) / std::sqrt(lane_dot<T>(x, nullptr, n, mean, mean) / T(n) + eps);
+  T sum, var, unused;
+  lane_sums(x, x, n, [](auto u, auto, auto& a, auto&) { a += u; }, sum, unused);
+  mean = sum / T(n);
+  const T m = mean;
+  lane_sums(x, x, n, [m](auto u, auto, auto& a, auto&) { a += (u - m) * (u - m); }, var, unused);
+  rstd = T(1) / std::sqrt(var / T(n) + eps);
 }
 
 // One forward step over rows [b0, b1). pre: (B, G) recurrent part, turned into the gate activations
