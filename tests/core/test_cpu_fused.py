@@ -329,7 +329,7 @@ def test_layer_norm_without_grad_and_with_lengths_matches_reference():
 
 @pytest.mark.parametrize("variant", ["standard", "peephole", "cifg", "fgr"])
 def test_batch_of_one_matches_reference(variant):
-    """Batch 1 multiplies by W laid out in panels (single_row_panels); H = 37 leaves every block width
+    """Batch 1 multiplies by W laid out in panels (panels_of); H = 37 leaves every block width
     (4, 2 and 1 vectors, partial) in 4H = 148 and FGR's 3H = 111, forward and backward."""
     ref, fused = pair(variant, torch.float64, I=5, H=37, L=2)
     x = torch.randn(9, 1, 5, dtype=torch.float64)

@@ -205,23 +205,9 @@ inline void row_kernel(int64_t K, const T* A, int64_t aks, const T* Bp, int64_t 
   for (int64_t n = 0; n < ncols; ++n) C[n] = accumulate ? C[n] + tmp[n] : tmp[n];
 }
 
-template <typename T>
-void single_row(int64_t K, const T* A, int64_t aks, const Packed<T>& P, int64_t k0, T* C, bool accumulate) {
-  constexpr int64_t W = 64 / sizeof(T);
-  const T* Bp = P.data.data() + k0 * P.Np;
-  int64_t n = 0;
-  for (; n + 4 * W <= P.N; n += 4 * W) row_kernel<T, 4>(K, A, aks, Bp + n, P.Np, C + n, 4 * W, accumulate);
-  for (; n < P.N; n += 2 * W) {
-    if (P.N - n > W)
-      row_kernel<T, 2>(K, A, aks, Bp + n, P.Np, C + n, std::min(P.N - n, 2 * W), accumulate);
-    else
-      row_kernel<T, 1>(K, A, aks, Bp + n, P.Np, C + n, P.N - n, accumulate);
-  }
-}
-
 // Batch 1 streams all of W from L2 every step (FGR's 3H x 3H at H = 50 is 90 KB, more than L1). Read
 // in (K, Np) rows, a block of 4 vectors takes 256 bytes of each 640-byte row; packed as panels instead
-// (each column block of single_row's K rows contiguous), the same product streams whole panels:
+// (each column block's K rows contiguous), the same product streams whole panels:
 // measured at K = N = 150, 516 vs 911 ns a product; K = 50, N = 200: 122 vs 224 ns.
 template <typename T>
 int64_t row_block_width(int64_t n, int64_t N) {
@@ -244,20 +230,23 @@ std::vector<T> panels_of(const Packed<T>& P) {
   return out;
 }
 
+// One row of C (+)= A[k0:k0+K] P[k0:k0+K, :], in column blocks of row_block_width; from P's (K, Np) rows,
+// or from its panels (panels_of) when given.
 template <typename T>
-void single_row_panels(int64_t K, const T* A, int64_t aks, const std::vector<T>& panels, const Packed<T>& P,
-                       int64_t k0, T* C, bool accumulate) {
+void single_row(int64_t K, const T* A, int64_t aks, const Packed<T>& P, int64_t k0, T* C, bool accumulate,
+                const std::vector<T>* panels = nullptr) {
   constexpr int64_t W = 64 / sizeof(T);
   for (int64_t n = 0; n < P.N;) {
     const int64_t w = row_block_width<T>(n, P.N);
-    const T* Bp = panels.data() + P.K * n + k0 * w;
+    const T* Bp = panels ? panels->data() + P.K * n + k0 * w : P.data.data() + k0 * P.Np + n;
+    const int64_t ldb = panels ? w : P.Np;
     const int64_t ncols = std::min(P.N - n, w);
     if (w == 4 * W)
-      row_kernel<T, 4>(K, A, aks, Bp, w, C + n, ncols, accumulate);
+      row_kernel<T, 4>(K, A, aks, Bp, ldb, C + n, ncols, accumulate);
     else if (w == 2 * W)
-      row_kernel<T, 2>(K, A, aks, Bp, w, C + n, ncols, accumulate);
+      row_kernel<T, 2>(K, A, aks, Bp, ldb, C + n, ncols, accumulate);
     else
-      row_kernel<T, 1>(K, A, aks, Bp, w, C + n, ncols, accumulate);
+      row_kernel<T, 1>(K, A, aks, Bp, ldb, C + n, ncols, accumulate);
     n += w;
   }
 }
@@ -316,7 +305,7 @@ void gemm_packed(int64_t M, int64_t K, const T* A, int64_t ars, int64_t aks, con
 template <typename T>
 struct Recurrent {
   Packed<T> packed;
-  std::vector<T> panels;  // single_row_panels' layout, for a batch of one
+  std::vector<T> panels;  // panels_of(packed), for a batch of one
   const T* w = nullptr;  // row-major (rows, cols) as given
   int64_t rows = 0, cols = 0;
   bool use_packed = false, transposed = false;
@@ -337,7 +326,7 @@ struct Recurrent {
   void apply(int64_t M, int64_t K, const T* A, int64_t lda, int64_t k0, T* C, int64_t ldc, bool accumulate) const {
     if (use_packed && !panels.empty()) {
       TORCH_CHECK(M == 1, "lstmkit cpu_fused: a one-row product layout used for ", M, " rows");
-      single_row_panels<T>(K, A, 1, panels, packed, k0, C, accumulate);
+      single_row<T>(K, A, 1, packed, k0, C, accumulate, &panels);
     } else if (use_packed) {
       gemm_packed<T>(M, K, A, lda, 1, packed, k0, C, ldc, accumulate);
     } else if (transposed) {  // op(W)[k0:k0+K, :] = W[:, k0:k0+K]^T
