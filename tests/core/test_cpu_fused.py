@@ -366,3 +366,47 @@ def test_weight_gradient_product_matches_torch(threads):
             close(ext.matmul_tn(a, b), a.t() @ b, torch.float64, f"a {tuple(a.shape)}")
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weight_gradient_product_on_column_ranges_matches_torch(threads):
+    """``matmul_tn(a, b, cols)``: the column ranges of a (FGR's dA columns i, f and o, not g) stacked as
+    the output's rows, from one packing of b; K = 3000 sums over 12 blocks of 256 rows (the last partial),
+    split between two threads; an empty range and K = 0 too."""
+    ext = cpu_fused.extension()
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(3000, 200, dtype=torch.float64, generator=g)
+    b = torch.randn(3000, 150, dtype=torch.float64, generator=g)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for cols in ([0, 100, 150, 200], [150, 200, 0, 37], [10, 10, 5, 60]):
+            expected = torch.cat([a[:, s:e] for s, e in zip(cols[::2], cols[1::2])], 1).t() @ b
+            close(ext.matmul_tn(a, b, cols), expected, torch.float64, f"cols {cols}")
+        close(ext.matmul_tn(a[:0], b[:0], [0, 100]), torch.zeros(100, 150, dtype=torch.float64),
+              torch.float64, "K = 0")  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(RuntimeError, match="outside a's 200 columns"):
+        ext.matmul_tn(a, b, [150, 201])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("K", [1, 3, 50])
+def test_projection_with_bias_matches_torch(threads, K):
+    """``matmul(x, w, True, bias)``, the input projection: the bias is added as the kernel stores its tiles
+    (full tiles, and the partial one of N = 200 = 6 x 32 + 8); K = 1 is a univariate series, split
+    between threads by its output size."""
+    ext = cpu_fused.extension()
+    g = torch.Generator().manual_seed(K)
+    x = torch.randn(1601, K, dtype=torch.float64, generator=g)
+    w = torch.randn(200, K, dtype=torch.float64, generator=g)
+    bias = torch.randn(200, dtype=torch.float64, generator=g)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        close(ext.matmul(x, w, True, bias), torch.addmm(bias, x, w.t()), torch.float64, "with bias")
+        close(ext.matmul(x, w, True, None), x @ w.t(), torch.float64, "without bias")
+        close(ext.matmul(x[:1], w, True, bias), torch.addmm(bias, x[:1], w.t()), torch.float64, "one row")
+    finally:
+        torch.set_num_threads(before)

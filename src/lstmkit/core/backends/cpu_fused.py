@@ -14,8 +14,9 @@ at small batches and long sequences. Here one layer in one direction is:
   float32 sigmoid and tanh are the kernel's own (one exp or expm1 each, 1.5 ulp; libm is scalar);
 * its backward, one call: per step one pass computing the pre-activation gradients (peephole and
   layer-norm gain gradients summed on the way) and one GEMM ``dA_t W_hh`` for dh_{t-1}; then the
-  other weight gradients are single products over all steps (``dW_hh = Σ_t dA_tᵀ h_{t-1}``, FGR's and
-  W_ih's alike) in :class:`_Recurrence` and :class:`_InputProjection`.
+  other weight gradients are single products over all steps (``dW_hh = Σ_t dA_tᵀ h_{t-1}`` and FGR's
+  in the same call, K-blocked so that each block of both operands is reused from L2; W_ih's in
+  :class:`_InputProjection`).
 
 Stacking, bidirectionality, lengths (reversal within lengths) and dropout between layers are
 :func:`lstmkit.core.reference.run_stack`'s, with :func:`run_direction` below as its per-direction kernel.
@@ -177,11 +178,6 @@ def _tn(a: Tensor, b: Tensor) -> Tensor:
     return a.t().mm(b)
 
 
-def _gate_cols(variant: Variant, gate: str, H: int) -> slice:
-    k = variant.gates.index(gate)
-    return slice(k * H, (k + 1) * H)
-
-
 class _Recurrence(torch.autograd.Function):
     """The time loop of one layer and direction: ``xg`` (T, B, G), h0, c0 -> out (T, B, H), h_n, c_n."""
 
@@ -207,56 +203,46 @@ class _Recurrence(torch.autograd.Function):
     def backward(ctx, dout, dh_n, dc_n):
         h0, w_hh, wp, wf, out, acts, c_all, gates, mask, *ln_all = ctx.saved_tensors
         ln, ln_saved = ln_all[:4], ln_all[4:]
-        variant: Variant = ctx.variant
-        da, dh0, dc0, dw_peep_all, dhg, *dln = extension().backward(
+        need = ctx.needs_input_grad
+        # One call: the time loop backwards, then the weight gradients dW_hh and FGR's dW_fgr as single
+        # products over all steps (csrc: weight_grad); the peephole gradient is summed in the loop.
+        da, dh0, dc0, dw_peep_all, _dhg, *dln, dw_hh, dw_fgr = extension().backward(
             dout.contiguous(), dh_n.contiguous(), dc_n.contiguous(), acts, c_all, w_hh.contiguous(), wp, wf,
-            mask, _VARIANT_IDS[variant.name], ln, ln_saved,
+            mask, _VARIANT_IDS[ctx.variant.name], ln, ln_saved, h0, out, gates, need[3], ctx.has[1] and need[5],
         )  # fmt: skip
-        T, B, G = da.shape
-        H = c_all.shape[-1]
-        dw_hh = dw_peep = dw_fgr = None
-        if ctx.needs_input_grad[3]:
-            h_prev = torch.cat([h0.unsqueeze(0), out[:-1]]).reshape(T * B, H)  # (T·B, H); masked rows have da = 0
-            d_rec = dhg if ctx.has[2] else da  # gradient of W_hh h_{t-1} (through LN_hh with layer norm)
-            dw_hh = _tn(d_rec.reshape(T * B, G), h_prev)  # (G, H)
-        if ctx.has[0] and ctx.needs_input_grad[4]:
-            dw_peep = dw_peep_all  # (n_peep, H), summed in the kernel's loop
-        if ctx.has[1] and ctx.needs_input_grad[5]:
-            # dW_fgr = Σ_t dA_{ifo,t}^T [i;f;o]_{t-1}: the kernel kept [i;f;o]_{t-1} for every step
-            # ((T+1, B, 3H), zeros first), and dA's i, f columns are adjacent (layout i f g o), so two
-            # products on column slices of dA, without copying them out.
-            prev = gates[:-1].reshape(T * B, 3 * H)
-            da2 = da.view(T * B, G)
-            i, f, o = (_gate_cols(variant, g, H) for g in "ifo")
-            assert i.stop == f.start, "FGR's kernel layout puts i and f side by side"
-            dw_fgr = torch.cat([_tn(da2[:, i.start : f.stop], prev), _tn(da2[:, o], prev)])  # (3H, 3H)
+        dw_peep = dw_peep_all if ctx.has[0] and need[4] else None
         dln = dln if ctx.has[2] else [None] * 4
-        return da, dh0, dc0, dw_hh, dw_peep, dw_fgr, *dln, None, None, None
+        return (da, dh0, dc0, dw_hh if need[3] else None, dw_peep, dw_fgr if ctx.has[1] and need[5] else None,
+                *dln, None, None, None)  # fmt: skip
 
 
 class _InputProjection(torch.autograd.Function):
     """``x W_ih^T + (b_ih + b_hh)`` for all steps at once, ``(T·B, I) -> (T·B, G)``, by the extension's
-    packed GEMM (about twice MKL's speed at an LSTM layer's sizes, e.g. T·B = 1600, I = 50, G = 200)."""
+    packed GEMM with the bias added as its tiles are stored (about twice MKL's speed at an LSTM layer's
+    sizes, e.g. T·B = 1600, I = 50, G = 200; at I = 1, 12 vs 33 µs for ``F.linear``, which is then a
+    rank-one update written in two passes). Both biases are inputs, so that their sum is no separate
+    autograd node; their gradients are the same column sums."""
 
     @staticmethod
-    def forward(ctx, x, w_ih, bias):
+    def forward(ctx, x, w_ih, b_ih, b_hh):
         ctx.save_for_backward(x, w_ih)
-        ctx.has_bias = bias is not None
-        return extension().matmul(x, w_ih, True, bias)
+        ctx.has_bias = b_ih is not None
+        return extension().matmul(x, w_ih, True, None if b_ih is None else b_ih + b_hh)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dxg):
         x, w_ih = ctx.saved_tensors
         dxg = dxg.contiguous()
+        n = ctx.needs_input_grad
         dx = dw = db = None
-        if ctx.needs_input_grad[0]:  # the packed kernel pads N = I to whole vectors: BLAS for narrow inputs
+        if n[0]:  # the packed kernel pads N = I to whole vectors: BLAS for narrow inputs
             dx = extension().matmul(dxg, w_ih, False, None) if x.shape[1] >= 16 else dxg.mm(w_ih)
-        if ctx.needs_input_grad[1]:
+        if n[1]:
             dw = _tn(dxg, x)  # (G, I)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if ctx.has_bias and (n[2] or n[3]):
             db = dxg.sum(0)
-        return dx, dw, db
+        return dx, dw, db if n[2] else None, db if n[3] else None
 
 
 class _InputLayerNorm(torch.autograd.Function):
@@ -280,19 +266,17 @@ class _InputLayerNorm(torch.autograd.Function):
 
 
 def _input_projection(x: Tensor, w: CellWeights, spec: RNNSpec) -> Tensor:
-    """:func:`lstmkit.core.cells.input_projection` (T, B, I) -> (T, B, G), by the extension's GEMM for I >= 8."""
+    """:func:`lstmkit.core.cells.input_projection` (T, B, I) -> (T, B, G), by the extension's GEMM."""
     T, B, I = x.shape
     x2 = x.reshape(T * B, I)
-    bias = None if w.b_ih is None else w.b_ih + w.b_hh  # both biases in one add (cells adds them one by one)
     if spec.layer_norm:  # LN(W_ih x; γ, β) + b_ih + b_hh
-        xw = _InputProjection.apply(x2, w.w_ih, None) if I >= 8 else F.linear(x2, w.w_ih)  # (T·B, G)
+        bias = None if w.b_ih is None else w.b_ih + w.b_hh  # both biases in one add (cells adds them one by one)
+        xw = _InputProjection.apply(x2, w.w_ih, None, None)  # (T·B, G)
         if all(t is not None for t in w.ln_ih):  # the extension's one pass: LN, gain, shift and bias
             return _InputLayerNorm.apply(xw, *w.ln_ih, bias).view(T, B, -1)
         xg = F.layer_norm(xw, (xw.shape[-1],), *w.ln_ih, eps=LN_EPS)
         return (xg if bias is None else xg + bias).view(T, B, -1)
-    if I < 8:  # the packed kernel gains nothing on a narrow input
-        return F.linear(x2, w.w_ih, bias).view(T, B, -1)
-    return _InputProjection.apply(x2, w.w_ih, bias).view(T, B, -1)  # (T, B, G)
+    return _InputProjection.apply(x2, w.w_ih, w.b_ih, w.b_hh).view(T, B, -1)  # (T, B, G)
 
 
 def run_direction(

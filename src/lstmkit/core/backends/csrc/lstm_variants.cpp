@@ -129,10 +129,11 @@ Packed<T> pack(const T* src, int64_t K, int64_t N, int64_t sk, int64_t sn) {
   return p;
 }
 
-// C[0:MR, 0:ncols] (+)= A[0:MR, :] B[:, 0:NV vectors]; ncols <= NV vectors (the last tile is partial).
+// C[0:MR, 0:ncols] (+)= A[0:MR, :] B[:, 0:NV vectors] (+ bias[0:ncols] on every row, when given);
+// ncols <= NV vectors (the last tile is partial).
 template <typename T, int MR, int NV>
 inline void micro_kernel(int64_t K, const T* A, int64_t ars, int64_t aks, const T* Bp, int64_t ldb, T* C, int64_t ldc,
-                         int64_t ncols, bool accumulate) {
+                         int64_t ncols, bool accumulate, const T* bias) {
   using V = typename VecT<T>::type;
   constexpr int64_t W = 64 / sizeof(T);
   V acc[MR][NV];
@@ -156,11 +157,18 @@ inline void micro_kernel(int64_t K, const T* A, int64_t ars, int64_t aks, const 
           std::memcpy(&old, c + v * W, sizeof(V));
           out += old;
         }
+        if (bias) {
+          V add;
+          std::memcpy(&add, bias + v * W, sizeof(V));
+          out += add;
+        }
         std::memcpy(c + v * W, &out, sizeof(V));
       }
     } else {
       T tmp[NV * W];
       std::memcpy(tmp, acc[r], sizeof(tmp));
+      if (bias)
+        for (int64_t n = 0; n < ncols; ++n) tmp[n] += bias[n];
       for (int64_t n = 0; n < ncols; ++n) c[n] = accumulate ? c[n] + tmp[n] : tmp[n];
     }
   }
@@ -171,7 +179,7 @@ inline void micro_kernel(int64_t K, const T* A, int64_t ars, int64_t aks, const 
 // independent chains (at B = 1, H = 50 the product then runs at the speed of reading W from L2).
 template <typename T, int NV>
 inline void row_kernel(int64_t K, const T* A, int64_t aks, const T* Bp, int64_t ldb, T* C, int64_t ncols,
-                       bool accumulate) {
+                       bool accumulate, const T* bias) {
   using V = typename VecT<T>::type;
   constexpr int64_t W = 64 / sizeof(T);
   constexpr int S = 4;
@@ -202,6 +210,8 @@ inline void row_kernel(int64_t K, const T* A, int64_t aks, const T* Bp, int64_t 
     V sum = (acc[0][v] + acc[1][v]) + (acc[2][v] + acc[3][v]);
     std::memcpy(tmp + v * W, &sum, sizeof(V));
   }
+  if (bias)
+    for (int64_t n = 0; n < ncols; ++n) tmp[n] += bias[n];
   for (int64_t n = 0; n < ncols; ++n) C[n] = accumulate ? C[n] + tmp[n] : tmp[n];
 }
 
@@ -234,7 +244,7 @@ std::vector<T> panels_of(const Packed<T>& P) {
 // or from its panels (panels_of) when given.
 template <typename T>
 void single_row(int64_t K, const T* A, int64_t aks, const Packed<T>& P, int64_t k0, T* C, bool accumulate,
-                const std::vector<T>* panels = nullptr) {
+                const std::vector<T>* panels = nullptr, const T* bias = nullptr) {
   constexpr int64_t W = 64 / sizeof(T);
   for (int64_t n = 0; n < P.N;) {
     const int64_t w = row_block_width<T>(n, P.N);
@@ -242,11 +252,11 @@ void single_row(int64_t K, const T* A, int64_t aks, const Packed<T>& P, int64_t 
     const int64_t ldb = panels ? w : P.Np;
     const int64_t ncols = std::min(P.N - n, w);
     if (w == 4 * W)
-      row_kernel<T, 4>(K, A, aks, Bp, ldb, C + n, ncols, accumulate);
+      row_kernel<T, 4>(K, A, aks, Bp, ldb, C + n, ncols, accumulate, bias ? bias + n : nullptr);
     else if (w == 2 * W)
-      row_kernel<T, 2>(K, A, aks, Bp, ldb, C + n, ncols, accumulate);
+      row_kernel<T, 2>(K, A, aks, Bp, ldb, C + n, ncols, accumulate, bias ? bias + n : nullptr);
     else
-      row_kernel<T, 1>(K, A, aks, Bp, ldb, C + n, ncols, accumulate);
+      row_kernel<T, 1>(K, A, aks, Bp, ldb, C + n, ncols, accumulate, bias ? bias + n : nullptr);
     n += w;
   }
 }
@@ -254,44 +264,45 @@ void single_row(int64_t K, const T* A, int64_t aks, const Packed<T>& P, int64_t 
 // One block of MR rows across all N columns: tiles of NV vectors, then a partial tile.
 template <typename T, int MR, int NV>
 void row_block(int64_t K, const T* A, int64_t ars, int64_t aks, const Packed<T>& P, int64_t k0, T* C, int64_t ldc,
-               bool accumulate) {
+               bool accumulate, const T* bias) {
   constexpr int64_t W = 64 / sizeof(T);
   const T* Bp = P.data.data() + k0 * P.Np;
   int64_t n = 0;
   for (; n + NV * W <= P.N; n += NV * W)
-    micro_kernel<T, MR, NV>(K, A, ars, aks, Bp + n, P.Np, C + n, ldc, NV * W, accumulate);
+    micro_kernel<T, MR, NV>(K, A, ars, aks, Bp + n, P.Np, C + n, ldc, NV * W, accumulate, bias ? bias + n : nullptr);
   for (; n < P.N; n += 2 * W) {
     if (P.N - n > W)
-      micro_kernel<T, MR, 2>(K, A, ars, aks, Bp + n, P.Np, C + n, ldc, std::min(P.N - n, 2 * W), accumulate);
+      micro_kernel<T, MR, 2>(K, A, ars, aks, Bp + n, P.Np, C + n, ldc, std::min(P.N - n, 2 * W), accumulate,
+                               bias ? bias + n : nullptr);
     else
-      micro_kernel<T, MR, 1>(K, A, ars, aks, Bp + n, P.Np, C + n, ldc, P.N - n, accumulate);
+      micro_kernel<T, MR, 1>(K, A, ars, aks, Bp + n, P.Np, C + n, ldc, P.N - n, accumulate, bias ? bias + n : nullptr);
   }
 }
 
-// Row-major C (M, N) (+)= A (M, K) P[k0:k0+K, :], A's element (m, k) at A[m * ars + k * aks]. Tiles of 12 rows x 2 vectors keep 24 accumulators in
+// Row-major C (M, N) (+)= A (M, K) P[k0:k0+K, :] (+ bias on every row, when given), A's element (m, k) at A[m * ars + k * aks]. Tiles of 12 rows x 2 vectors keep 24 accumulators in
 // registers (measured on AVX-512: ~3x the GMAC/s of 4 x 2 at B = 32, H = 50; 2x MKL's sgemm there); a
 // single row (batch 1) has its own kernel.
 template <typename T>
 void gemm_packed(int64_t M, int64_t K, const T* A, int64_t ars, int64_t aks, const Packed<T>& P, int64_t k0, T* C,
-                 int64_t ldc,
-                 bool accumulate) {
+                 int64_t ldc, bool accumulate, const T* bias = nullptr) {
   constexpr int MR = 12;
   if (M == 1) {
-    single_row<T>(K, A, aks, P, k0, C, accumulate);
+    single_row<T>(K, A, aks, P, k0, C, accumulate, nullptr, bias);
     return;
   }
   auto rows = [&](int64_t m, int64_t m1) {
     // 12-row tiles, but never leaving a 4-row one behind (16 rows as 8 + 8, not 12 + 4: measured at
     // M = 16, K = 50, N = 200, 1.43 vs 1.98 us; a thread's half of B = 32 is such a block).
     for (; m + MR <= m1 && (m1 - m - MR) % MR != 4; m += MR)
-      row_block<T, MR, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate);
-    for (; m + 8 <= m1; m += 8) row_block<T, 8, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate);
-    for (; m + 4 <= m1; m += 4) row_block<T, 4, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate);
-    for (; m + 2 <= m1; m += 2) row_block<T, 2, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate);
-    for (; m < m1; ++m) single_row<T>(K, A + m * ars, aks, P, k0, C + m * ldc, accumulate);
+      row_block<T, MR, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate, bias);
+    for (; m + 8 <= m1; m += 8) row_block<T, 8, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate, bias);
+    for (; m + 4 <= m1; m += 4) row_block<T, 4, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate, bias);
+    for (; m + 2 <= m1; m += 2) row_block<T, 2, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate, bias);
+    for (; m < m1; ++m) single_row<T>(K, A + m * ars, aks, P, k0, C + m * ldc, accumulate, nullptr, bias);
   };
-  // Threads split the rows in whole tiles, and only when there is enough work to pay for waking them.
-  const int64_t work = M * K * P.Np;
+  // Threads split the rows in whole tiles, and only when there is enough work to pay for waking them
+  // (counting the stores: a narrow K, e.g. a univariate series' input projection, is bound by writing C).
+  const int64_t work = M * (K + 4) * P.Np;
   if (work < ((int64_t)1 << 20) || M < 2 * MR) {
     rows(0, M);
   } else {
@@ -838,7 +849,9 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   auto r = v.fgr ? at::empty({B, 3 * H}, opts) : at::Tensor();
   // FGR's previous gates [i;f;o]_{t-1}: with save, every step's ((T+1, B, 3H), zeros first: the weight
   // gradient reads them as one matrix), else one step's, read by the product before being overwritten.
-  auto gp = v.fgr ? at::zeros({save ? T_ + 1 : 1, B, 3 * H}, opts) : at::Tensor();
+  // Every step writes every row of its slice (a finished row copies its previous gates): only the first is zeroed.
+  auto gp = v.fgr ? at::empty({save ? T_ + 1 : 1, B, 3 * H}, opts) : at::Tensor();
+  if (v.fgr) gp[0].zero_();
   const T* W = w_hh.data_ptr<T>();
   const T* Wf = v.fgr ? w_fgr.data_ptr<T>() : nullptr;
   const T* P = v.peep ? w_peep.data_ptr<T>() : nullptr;
@@ -1034,26 +1047,119 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xg, const at::Tensor& h0,
   });
 }
 
+// a^T b for a (K, M), b (K, N): the weight gradients summed over all steps (K = T·B), e.g. dW_hh =
+// dA^T h_prev. b is packed (N padded to whole vectors); a is read transposed in place. Only some of a's
+// columns may be wanted (FGR's dW_fgr takes dA's i, f and o columns, not g): given as ranges, they are the
+// output's rows in order, all multiplied by one packing of b.
+//
+// The sum over K runs in blocks of kTnBlock rows: each block of b is packed and multiplied by every row
+// tile of C while it and a's block sit in L2 (packing all of K first: dW_fgr's i, f rows at the seed's
+// size, K = 1600, b packed to 1.1 MB, 311 vs 261-277 us on one thread).
+constexpr int64_t kTnBlock = 256;
+
+struct ColRange {
+  int64_t start, stop;
+};
+
+template <typename T>
+void tn_rows(int64_t k0, int64_t k1, const std::vector<ColRange>& cols, int64_t N, const T* A, int64_t lda,
+             const T* Bm, T* C) {
+  for (int64_t kb = k0; kb < k1; kb += kTnBlock) {
+    const int64_t kn = std::min(kTnBlock, k1 - kb);
+    const Packed<T> P = pack<T>(Bm + kb * N, kn, N, N, 1);
+    int64_t row = 0;
+    for (const ColRange& r : cols) {
+      gemm_packed<T>(r.stop - r.start, kn, A + kb * lda + r.start, 1, lda, P, 0, C + row * N, N, /*accumulate=*/kb > k0);
+      row += r.stop - r.start;
+    }
+  }
+}
+
+template <typename T>
+at::Tensor matmul_tn_impl(const at::Tensor& a, const at::Tensor& b, const std::vector<ColRange>& cols) {
+  const int64_t K = a.size(0), N = b.size(1);
+  int64_t M = 0;
+  for (const ColRange& r : cols) M += r.stop - r.start;
+  auto out = at::empty({M, N}, a.options());
+  const int64_t lda = a.stride(0);
+  const T* A = a.data_ptr<T>();
+  const T* Bm = b.data_ptr<T>();
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), K / 256);
+  if (threads < 2 || M * K * N < ((int64_t)1 << 22)) {
+    if (K == 0) return out.zero_();
+    tn_rows<T>(0, K, cols, N, A, lda, Bm, out.data_ptr<T>());
+    return out;
+  }
+  // Each thread sums its own range of K into a partial (M, N), then the partials are added. Splitting M
+  // instead left each thread packing all of b and only a few 12-row tiles to share (M = 3H or 4H).
+  auto partial = at::empty({threads, M, N}, a.options());
+  T* Pp = partial.data_ptr<T>();
+  at::parallel_for(0, threads, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      tn_rows<T>(K * c / threads, K * (c + 1) / threads, cols, N, A, lda, Bm, Pp + c * M * N);
+  });
+  at::sum_out(out, partial, at::IntArrayRef{0});
+  return out;
+}
+
+// A weight gradient a[:, cols]^T b summed over all steps (cols: a's column ranges, all when empty): the
+// packed kernel while b packs to at most 1 MB (about twice MKL's speed for dW_hh at the seed's size:
+// 181 vs 381 us), the BLAS beyond and for b narrower than 16 columns (padded to a whole vector).
+at::Tensor weight_grad(const at::Tensor& a, const at::Tensor& b, const std::vector<ColRange>& cols) {
+  const int64_t vec = 64 / b.element_size();
+  if (b.size(1) >= 16 && b.size(0) * ((b.size(1) + vec - 1) / vec) * 64 <= ((int64_t)1 << 20))
+    return a.scalar_type() == at::kFloat ? matmul_tn_impl<float>(a, b, cols) : matmul_tn_impl<double>(a, b, cols);
+  std::vector<at::Tensor> parts;
+  for (const ColRange& r : cols) parts.push_back(a.narrow(1, r.start, r.stop - r.start).t().mm(b));
+  return parts.size() == 1 ? parts[0] : at::cat(parts);
+}
+
 std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dh_n, const at::Tensor& dc_n,
                                       const at::Tensor& acts, const at::Tensor& c_all, const at::Tensor& w_hh,
                                       const at::Tensor& w_peep, const at::Tensor& w_fgr,
                                       const c10::optional<at::Tensor>& mask, int64_t variant,
-                                      const std::vector<at::Tensor>& ln_w, const std::vector<at::Tensor>& ln_saved) {
+                                      const std::vector<at::Tensor>& ln_w, const std::vector<at::Tensor>& ln_saved,
+                                      const at::Tensor& h0, const at::Tensor& out, const at::Tensor& gates,
+                                      bool need_dw_hh, bool need_dw_fgr) {
   check_inputs(acts, w_hh, variant);
   TORCH_CHECK(ln_w.size() == ln_saved.size() && (ln_w.empty() || ln_w.size() == 4), "lstmkit cpu_fused: layer norm");
   at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
   at::Tensor wp = w_peep.contiguous(), wf = w_fgr.contiguous();
   auto lw = contiguous_all(ln_w), ls = contiguous_all(ln_saved);
+  std::vector<at::Tensor> res;
   if (acts.scalar_type() == at::kFloat) {
-    return dispatch_variant(variant, !lw.empty(), [&](auto V, auto LN) {
+    res = dispatch_variant(variant, !lw.empty(), [&](auto V, auto LN) {
       return backward_impl<float, decltype(V)::value, decltype(LN)::value>(dout, dh_n, dc_n, acts, c_all, w_hh, wp,
                                                                            wf, m, lw, ls);
     });
+  } else {
+    res = dispatch_variant(variant, !lw.empty(), [&](auto V, auto LN) {
+      return backward_impl<double, decltype(V)::value, decltype(LN)::value>(dout, dh_n, dc_n, acts, c_all, w_hh, wp,
+                                                                            wf, m, lw, ls);
+    });
   }
-  return dispatch_variant(variant, !lw.empty(), [&](auto V, auto LN) {
-    return backward_impl<double, decltype(V)::value, decltype(LN)::value>(dout, dh_n, dc_n, acts, c_all, w_hh, wp, wf,
-                                                                          m, lw, ls);
-  });
+  // The weight gradients as single products over all steps (masked rows have dA = 0):
+  // dW_hh = sum_t d(W_hh h)_t^T h_{t-1} (d(W_hh h) is dA, or its gradient through LN_hh), and FGR's
+  // dW_fgr = sum_t dA_{ifo,t}^T [i;f;o]_{t-1} from the forward's [i;f;o] history ((T+1, B, 3H), zeros
+  // first), reading dA's i, f, o columns (not g) in place.
+  const int64_t T_ = acts.size(0), B = acts.size(1), G = acts.size(2), H = c_all.size(2);
+  const at::Tensor& da = res[0];
+  auto none = at::empty({0}, acts.options());
+  at::Tensor dw_hh = none, dw_fgr = none;
+  if (need_dw_hh) {
+    auto h_prev = at::cat({h0.unsqueeze(0), out.narrow(0, 0, T_ - 1)}).view({T_ * B, H});
+    dw_hh = weight_grad((lw.empty() ? da : res[4]).view({T_ * B, G}), h_prev, {{0, G}});
+  }
+  if (need_dw_fgr) {
+    TORCH_CHECK(kVariants[variant].fgr && gates.dim() == 3 && gates.size(0) == T_ + 1,
+                "lstmkit cpu_fused: FGR's weight gradient needs the forward's gate history");
+    const Layout L = layout(kVariants[variant], H);
+    dw_fgr = weight_grad(da.view({T_ * B, G}), gates.narrow(0, 0, T_).reshape({T_ * B, 3 * H}),
+                         {{L.i, L.f + H}, {L.o, L.o + H}});
+  }
+  res.push_back(dw_hh);
+  res.push_back(dw_fgr);
+  return res;
 }
 
 // a (M, K) @ op(w) (+ bias): op(w) = w^T for w (N, K) (a linear layer), else w (K, N). The input
@@ -1064,10 +1170,16 @@ at::Tensor matmul_impl(const at::Tensor& a, const at::Tensor& w, bool transposed
   const int64_t M = a.size(0), K = a.size(1);
   const int64_t N = transposed ? w.size(0) : w.size(1);
   TORCH_CHECK((transposed ? w.size(1) : w.size(0)) == K, "lstmkit cpu_fused: matmul shapes");
-  auto out = bias.defined() && bias.numel() ? bias.unsqueeze(0).expand({M, N}).contiguous() : at::empty({M, N}, a.options());
-  const bool accumulate = bias.defined() && bias.numel();
+  auto out = at::empty({M, N}, a.options());
+  const T* b = bias.defined() && bias.numel() ? bias.data_ptr<T>() : nullptr;
+  TORCH_CHECK(!b || bias.numel() == N, "lstmkit cpu_fused: matmul bias size");
   const Recurrent<T> op(w.data_ptr<T>(), w.size(0), w.size(1), transposed);
-  op.apply(M, K, a.data_ptr<T>(), K, 0, out.data_ptr<T>(), N, accumulate);
+  if (op.use_packed) {  // the bias added as the tiles are stored (not a separate pass over the output)
+    gemm_packed<T>(M, K, a.data_ptr<T>(), K, 1, op.packed, 0, out.data_ptr<T>(), N, false, b);
+  } else {
+    if (b) out.copy_(bias.unsqueeze(0).expand({M, N}));
+    op.apply(M, K, a.data_ptr<T>(), K, 0, out.data_ptr<T>(), N, b != nullptr);
+  }
   return out;
 }
 
@@ -1080,46 +1192,25 @@ at::Tensor matmul(const at::Tensor& a, const at::Tensor& w, bool transposed, con
   return matmul_impl<double>(ac, wc, transposed, bc);
 }
 
-// a^T b for a (K, M), b (K, N): the weight gradients summed over all steps (K = T·B), e.g. dW_hh =
-// dA^T h_prev. b is packed (N padded to whole vectors); a is read transposed in place.
-template <typename T>
-at::Tensor matmul_tn_impl(const at::Tensor& a, const at::Tensor& b) {
-  const int64_t K = a.size(0), M = a.size(1), N = b.size(1);
-  auto out = at::empty({M, N}, a.options());
-  const int64_t lda = a.stride(0);
-  const T* A = a.data_ptr<T>();
-  const T* Bm = b.data_ptr<T>();
-  const int64_t threads = std::min<int64_t>(at::get_num_threads(), K / 256);
-  if (threads < 2 || M * K * N < ((int64_t)1 << 22)) {
-    const Packed<T> P = pack<T>(Bm, K, N, N, 1);
-    gemm_packed<T>(M, K, A, 1, lda, P, 0, out.data_ptr<T>(), N, false);
-    return out;
-  }
-  // A sum over K (= T·B steps and rows): each thread packs and multiplies its own range of K into a
-  // partial (M, N), then the partials are added. Splitting M instead left each thread packing all of b
-  // and only a few 12-row tiles to share (M = 3H or 4H).
-  auto partial = at::empty({threads, M, N}, a.options());
-  T* Pp = partial.data_ptr<T>();
-  at::parallel_for(0, threads, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t k0 = K * c / threads, k1 = K * (c + 1) / threads;
-      const Packed<T> P = pack<T>(Bm + k0 * N, k1 - k0, N, N, 1);
-      gemm_packed<T>(M, k1 - k0, A + k0 * lda, 1, lda, P, 0, Pp + c * M * N, N, false);
-    }
-  });
-  at::sum_out(out, partial, at::IntArrayRef{0});
-  return out;
-}
-
-// a may be a column slice (rows strided, columns contiguous), e.g. some gates' columns of dA.
-at::Tensor matmul_tn(const at::Tensor& a, const at::Tensor& b) {
+// a may be a column slice (rows strided, columns contiguous), e.g. some gates' columns of dA; cols, when
+// not empty, lists the columns of a to use as [start, stop) pairs (the output's rows, in that order).
+at::Tensor matmul_tn(const at::Tensor& a, const at::Tensor& b, const std::vector<int64_t>& cols) {
   auto ac = a.dim() == 2 && a.stride(1) == 1 && a.stride(0) >= a.size(1) ? a : a.contiguous();
   auto bc = b.contiguous();
   TORCH_CHECK(ac.dim() == 2 && bc.dim() == 2 && ac.size(0) == bc.size(0) && ac.scalar_type() == bc.scalar_type(),
               "lstmkit cpu_fused: matmul_tn shapes");
-  if (ac.scalar_type() == at::kFloat) return matmul_tn_impl<float>(ac, bc);
+  TORCH_CHECK(cols.size() % 2 == 0, "lstmkit cpu_fused: matmul_tn column ranges come in pairs");
+  std::vector<ColRange> ranges;
+  for (size_t i = 0; i < cols.size(); i += 2) {
+    TORCH_CHECK(0 <= cols[i] && cols[i] <= cols[i + 1] && cols[i + 1] <= ac.size(1),
+                "lstmkit cpu_fused: matmul_tn column range [", cols[i], ", ", cols[i + 1], ") outside a's ",
+                ac.size(1), " columns");
+    ranges.push_back({cols[i], cols[i + 1]});
+  }
+  if (cols.empty()) ranges.push_back({0, ac.size(1)});
+  if (ac.scalar_type() == at::kFloat) return matmul_tn_impl<float>(ac, bc, ranges);
   TORCH_CHECK(ac.scalar_type() == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64");
-  return matmul_tn_impl<double>(ac, bc);
+  return matmul_tn_impl<double>(ac, bc, ranges);
 }
 
 // The input projection's layer norm, LN(W_ih x; g, b) + bias, over the G columns of each row of xw
@@ -1237,7 +1328,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &lstm_forward, "fused LSTM-variant recurrence, one layer and direction");
   m.def("backward", &lstm_backward, "its backward: pre-activation gradients and dh0, dc0");
   m.def("uses_blas", &uses_blas, "whether the per-step GEMMs call the BLAS directly");
-  m.def("matmul_tn", &matmul_tn, "a^T b, the weight gradients summed over steps");
+  m.def("matmul_tn", &matmul_tn, "a^T b (some of a's columns), the weight gradients summed over steps",
+        py::arg("a"), py::arg("b"), py::arg("cols") = std::vector<int64_t>{});
   m.def("input_ln", &input_ln, "LN(W_ih x; g, b) + bias over each row, and the rows' mean and 1/std");
   m.def("input_ln_backward", &input_ln_backward, "its backward: dxw, dg, db");
   m.def("matmul", &matmul, "a @ w^T (transposed) or a @ w, plus an optional bias row");
