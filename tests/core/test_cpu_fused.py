@@ -410,3 +410,15 @@ def test_projection_with_bias_matches_torch(threads, K):
         close(ext.matmul(x[:1], w, True, bias), torch.addmm(bias, x[:1], w.t()), torch.float64, "one row")
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("N", [1, 2, 8, 15, 16, 50])
+def test_weight_gradient_of_narrow_inputs_matches_torch(N):
+    """W_ih's gradient a^T b for inputs of N features: b narrower than 16 columns is multiplied the
+    other way round, (b^T a)^T (one column by the BLAS); the result is a contiguous (M, N) matrix."""
+    g = torch.Generator().manual_seed(N)
+    a = torch.randn(3000, 200, dtype=torch.float64, generator=g)
+    b = torch.randn(3000, N, dtype=torch.float64, generator=g)
+    out = cpu_fused._tn(a, b)
+    assert out.shape == (200, N) and out.is_contiguous()
+    close(out, a.t() @ b, torch.float64, f"N = {N}")

@@ -1103,14 +1103,20 @@ at::Tensor matmul_tn_impl(const at::Tensor& a, const at::Tensor& b, const std::v
 }
 
 // A weight gradient a[:, cols]^T b summed over all steps (cols: a's column ranges): the packed kernel
-// (measured about twice MKL's speed from K = 1600, M = 200, N = 50 to K = 25600, M = 512, N = 128), the
-// BLAS for b narrower than 16 columns (padded to a whole vector).
+// (measured about twice MKL's speed from K = 1600, M = 200, N = 50 to K = 25600, M = 512, N = 128). b
+// narrower than 16 columns (H < 16) would be padded to a whole vector: then (b^T a[:, cols])^T, as the
+// Python side's _tn does for W_ih (MKL's a^T b is slow there), and one column by the BLAS.
 at::Tensor weight_grad(const at::Tensor& a, const at::Tensor& b, const std::vector<ColRange>& cols) {
-  if (b.size(1) >= 16)
-    return a.scalar_type() == at::kFloat ? matmul_tn_impl<float>(a, b, cols) : matmul_tn_impl<double>(a, b, cols);
+  auto tn = [](const at::Tensor& x, const at::Tensor& y, const std::vector<ColRange>& c) {
+    return x.scalar_type() == at::kFloat ? matmul_tn_impl<float>(x, y, c) : matmul_tn_impl<double>(x, y, c);
+  };
+  if (b.size(1) >= 16) return tn(a, b, cols);
   std::vector<at::Tensor> parts;
-  for (const ColRange& r : cols) parts.push_back(a.narrow(1, r.start, r.stop - r.start).t().mm(b));
-  return parts.size() == 1 ? parts[0] : at::cat(parts);
+  for (const ColRange& r : cols) {
+    auto ar = a.narrow(1, r.start, r.stop - r.start);
+    parts.push_back(b.size(1) == 1 ? ar.t().mm(b) : tn(b, ar.contiguous(), {{0, b.size(1)}}).t());
+  }
+  return (parts.size() == 1 ? parts[0] : at::cat(parts)).contiguous();
 }
 
 std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dh_n, const at::Tensor& dc_n,
