@@ -187,9 +187,10 @@ def test_auto_resolves_variants_on_cpu_to_cpu_fused_and_the_rest_elsewhere():
         lstmkit.LSTM(3, 4, variant="fgr", dtype=torch.float64).resolved_backend()
         == "cpu_fused"
     )
-    assert (
-        lstmkit.LSTM(3, 4).resolved_backend() == "native"
-    )  # torch's fused standard cell stays first
+    # the standard cell in float32 too (measured faster than torch's for forward+backward), not in float64
+    assert lstmkit.LSTM(3, 4).resolved_backend() == "cpu_fused"
+    assert lstmkit.LSTM(3, 4, dtype=torch.float64).resolved_backend() == "native"
+    assert lstmkit.GRU(3, 4).resolved_backend() == "native"
     assert lstmkit.LSTM(3, 4, variant="cifg", layer_norm=True).resolved_backend() == "cpu_fused"
     assert lstmkit.LSTM(3, 4, layer_norm=True).resolved_backend() == "cpu_fused"  # native has no layer norm
     assert (
@@ -422,3 +423,46 @@ def test_weight_gradient_of_narrow_inputs_matches_torch(N):
     out = cpu_fused._tn(a, b)
     assert out.shape == (200, N) and out.is_contiguous()
     close(out, a.t() @ b, torch.float64, f"N = {N}")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_inference_with_the_projection_in_the_loop_matches_reference(variant, threads):
+    """Without gradients, from B = 16, the input projection runs inside the time loop (forward_input):
+    output, h_n and c_n against the reference for a bidirectional 2-layer stack with lengths (batch rows
+    split between two threads: B·T·G·H ≥ 2^20), 20 input features and one, with and without biases; and
+    the kernel's entry itself at batch 1 (a row product per step) against the two-pass path."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for I, B, bias in ((20, 17, True), (1, 16, False)):
+            ref, fused = pair(variant, torch.float64, I=I, H=40, L=2, bidirectional=True, bias=bias)
+            # T = 30: noaf's unbounded cell state amplifies rounding differences (either path: 1e-9 at
+            # T = 50, 5e-5 at T = 70 with these weights)
+            x = torch.randn(30, B, I, dtype=torch.float64)
+            lengths = torch.randint(1, 31, (B,))
+            lengths[0] = 30
+            hx = state(2, 2, B, 40, torch.float64)
+            with torch.no_grad():
+                expected, (h_e, c_e) = ref(x, hx, lengths=lengths)
+                out, (h_n, c_n) = fused(x, hx, lengths=lengths)
+            for name, a, e in (("output", out, expected), ("h_n", h_n, h_e), ("c_n", c_n, c_e)):
+                close(a, e, torch.float64, f"I={I} B={B} bias={bias} {name}")
+        ext, vid = cpu_fused.extension(), cpu_fused.variant_id(lstmkit.core.cells.VARIANTS[variant])
+        G = 37 * len(lstmkit.core.cells.VARIANTS[variant].gates)
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(25, 1, 3, dtype=torch.float64, generator=g)
+        w_ih = torch.randn(G, 3, dtype=torch.float64, generator=g)
+        b = torch.randn(G, dtype=torch.float64, generator=g)
+        w_hh = torch.randn(G, 37, dtype=torch.float64, generator=g) * 0.3
+        h0, c0 = torch.randn(1, 37, dtype=torch.float64), torch.randn(1, 37, dtype=torch.float64)
+        v = lstmkit.core.cells.VARIANTS[variant]
+        wp = torch.randn(len(v.peepholes), 37, dtype=torch.float64) * 0.3 if v.peepholes else x.new_empty(0)
+        wf = torch.randn(111, 111, dtype=torch.float64) * 0.1 if v.full_recurrence else x.new_empty(0)
+        xg = (x.view(25, 3) @ w_ih.t() + b).view(25, 1, G)
+        two = ext.forward(xg, h0, c0, w_hh, wp, wf, None, vid, [], 1e-5, False)
+        one = ext.forward_input(x, w_ih, b, h0, c0, w_hh, wp, wf, None, vid)
+        for name, a, e in zip(("output", "h_n", "c_n"), one[:3], two[:3]):
+            close(a, e, torch.float64, f"batch 1 {name}")
+    finally:
+        torch.set_num_threads(before)

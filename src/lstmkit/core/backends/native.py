@@ -29,6 +29,20 @@ class NativeBackend:
             return f"dtype {dtype}"
         return None
 
+    def auto_declines(self, spec: RNNSpec, device: torch.device | None, dtype: torch.dtype | None) -> bool:
+        """``auto`` leaves the standard LSTM cell on the CPU in float32 to ``cpu_fused`` when that backend
+        can run it (its extension builds): measured faster for forward+backward at every size tried,
+        0.29–0.83× torch's time on two threads (docs/kernels.md). Double backward and ``torch.func``
+        transforms need ``backend="native"`` (the fused backward is differentiable once)."""
+        if spec.mode != "lstm" or device is None or torch.device(device).type != "cpu":
+            return False
+        if dtype not in (None, torch.float32):
+            return False
+        from lstmkit.core import backends  # the registry imports this module
+
+        fused = backends._REGISTRY.get("cpu_fused")
+        return fused is not None and fused.unsupported(spec, device, dtype) is None
+
     def forward(
         self, spec: RNNSpec, module: torch.nn.Module, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor | None]:

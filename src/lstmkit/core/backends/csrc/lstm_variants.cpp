@@ -822,15 +822,30 @@ void check_inputs(const at::Tensor& xg, const at::Tensor& w_hh, int64_t variant)
   TORCH_CHECK(w_hh.is_contiguous() && w_hh.scalar_type() == xg.scalar_type(), "lstmkit cpu_fused: W_hh layout");
 }
 
+// The input projection inside the time loop (inference: nothing saved, no layer norm): each thread
+// multiplies its rows of x_t by W_ih^T, adding the bias as the tiles are stored, into a buffer of its own
+// right before the step, instead of one (T, B, G) product beforehand. At B256 T100 H128 that tensor is
+// 52 MB: glibc maps blocks over 32 MB afresh on every call, so it was page-faulted on first touch and then
+// read back from memory (the product alone: 20 ms at two threads for 1.7 G multiply-adds).
+template <typename T>
+struct InputStep {
+  const T* x = nullptr;  // (T, B, I)
+  int64_t I = 0;
+  Packed<T> w;  // W_ih^T, (I, G) packed
+  const T* bias = nullptr;  // (G,) or none
+};
+
 template <typename T, int V, bool LN>
 std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& c0,
                                      const at::Tensor& w_hh, const at::Tensor& w_peep, const at::Tensor& w_fgr,
                                      const at::Tensor& mask, const std::vector<at::Tensor>& ln_w, double eps,
-                                     bool save) {
+                                     bool save, const InputStep<T>* in = nullptr) {
   constexpr Flags v = kVariants[V];
+  // xg: (T, B, G) pre-activations from the input, or with `in` the input x itself (T, B, I)
   const int64_t T_ = xg.size(0), B = xg.size(1), H = h0.size(1);
   const int64_t G = layout(v, H).G;
-  TORCH_CHECK(xg.size(2) == G && w_hh.size(0) == G && w_hh.size(1) == H, "lstmkit cpu_fused: shapes");
+  TORCH_CHECK((in || xg.size(2) == G) && w_hh.size(0) == G && w_hh.size(1) == H, "lstmkit cpu_fused: shapes");
+  TORCH_CHECK(!in || (!save && !LN), "lstmkit cpu_fused: the fused input projection is for inference only");
   auto opts = xg.options();
   auto out = at::empty({T_, B, H}, opts);
   auto h = h0.contiguous().clone();
@@ -883,11 +898,17 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   // The rows of a batch never meet: each thread runs its rows through all T steps (one parallel
   // region per call, no synchronisation between steps).
   at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
+    std::vector<T> xbuf(in ? (b1 - b0) * G : 0);  // this thread's rows of W_ih x_t + bias
     for (int64_t t = 0; t < T_; ++t) {
       T* a = acts_p + (save ? t * B * G : 0);
       const T* c_in = c_all_p + (save ? t * B * H : 0);
       T* c_out = c_all_p + (save ? (t + 1) * B * H : 0);
       const T* x = xg_p + t * B * G;
+      if (in) {
+        gemm_packed<T>(b1 - b0, in->I, in->x + (t * B + b0) * in->I, in->I, 1, in->w, 0, xbuf.data(), G, false,
+                       in->bias);
+        x = xbuf.data() - b0 * G;  // step_forward reads row b at x + b * G
+      }
       T* o = out_p + t * B * H;
       const uint8_t* m = M ? M + t * B : nullptr;
       LayerNorm<T> lt = ln;
@@ -1045,6 +1066,38 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xg, const at::Tensor& h0,
   return dispatch_variant(variant, !lw.empty(), [&](auto V, auto LN) {
     return forward_impl<double, decltype(V)::value, decltype(LN)::value>(xg, h0, c0, w_hh, wp, wf, m, lw, eps, save);
   });
+}
+
+// Inference from the input: the projection W_ih x_t + bias inside the time loop (InputStep); no layer norm,
+// nothing saved. Returns what lstm_forward returns without save.
+std::vector<at::Tensor> lstm_forward_input(const at::Tensor& x, const at::Tensor& w_ih,
+                                           const c10::optional<at::Tensor>& bias, const at::Tensor& h0,
+                                           const at::Tensor& c0, const at::Tensor& w_hh, const at::Tensor& w_peep,
+                                           const at::Tensor& w_fgr, const c10::optional<at::Tensor>& mask,
+                                           int64_t variant) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && w_ih.dim() == 2 && w_ih.size(1) == x.size(2) &&
+                  w_ih.scalar_type() == x.scalar_type() && w_hh.scalar_type() == x.scalar_type(),
+              "lstmkit cpu_fused: forward_input shapes");
+  TORCH_CHECK(0 <= variant && variant < kNumVariants, "lstmkit cpu_fused: unknown variant id ", variant);
+  auto xc = x.contiguous(), wc = w_ih.contiguous(), whh = w_hh.contiguous();
+  at::Tensor bc = bias.has_value() && bias->numel() ? bias->contiguous() : at::Tensor();
+  TORCH_CHECK(!bc.defined() || bc.numel() == w_ih.size(0), "lstmkit cpu_fused: forward_input bias size");
+  at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
+  at::Tensor wp = w_peep.contiguous(), wf = w_fgr.contiguous();
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    InputStep<T> in;
+    in.x = xc.data_ptr<T>();
+    in.I = xc.size(2);
+    in.w = pack<T>(wc.data_ptr<T>(), in.I, wc.size(0), 1, in.I);  // W_ih^T: (I, G)
+    in.bias = bc.defined() ? bc.data_ptr<T>() : nullptr;
+    return dispatch_variant(variant, false, [&](auto V, auto) {
+      return forward_impl<T, decltype(V)::value, false>(xc, h0, c0, whh, wp, wf, m, {}, 1e-5, false, &in);
+    });
+  };
+  if (x.scalar_type() == at::kFloat) return run(float{});
+  TORCH_CHECK(x.scalar_type() == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64");
+  return run(double{});
 }
 
 // a^T b for a (K, M), b (K, N): the weight gradients summed over all steps (K = T·B), e.g. dW_hh =
@@ -1331,6 +1384,7 @@ bool uses_blas() { return have_blas<float>() && have_blas<double>(); }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &lstm_forward, "fused LSTM-variant recurrence, one layer and direction");
+  m.def("forward_input", &lstm_forward_input, "inference from the input: the projection inside the time loop");
   m.def("backward", &lstm_backward, "its backward: pre-activation gradients and dh0, dc0");
   m.def("uses_blas", &uses_blas, "whether the per-step GEMMs call the BLAS directly");
   m.def("matmul_tn", &matmul_tn, "a^T b (some of a's columns), the weight gradients summed over steps",
