@@ -466,3 +466,16 @@ def test_inference_with_the_projection_in_the_loop_matches_reference(variant, th
             close(a, e, torch.float64, f"batch 1 {name}")
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("I", [1, 3])
+def test_gradients_of_a_narrow_input_split_between_threads_match_reference(I):
+    """W_ih's and the biases' gradients for a few input features come from one pass over dA
+    (narrow_input_grads), its rows split between two threads from K·G·(I+1) ≥ 2^18 (here K = T·B = 1600)."""
+    ref, fused = pair("standard", torch.float64, I=I, H=50)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_both(ref, fused, torch.randn(50, 32, I, dtype=torch.float64), state(1, 1, 32, 50, torch.float64))
+    finally:
+        torch.set_num_threads(before)

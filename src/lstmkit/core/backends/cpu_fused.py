@@ -219,14 +219,63 @@ class _Recurrence(torch.autograd.Function):
         need = ctx.needs_input_grad
         # One call: the time loop backwards, then the weight gradients dW_hh and FGR's dW_fgr as single
         # products over all steps (csrc: weight_grad); the peephole gradient is summed in the loop.
-        da, dh0, dc0, dw_peep_all, _dhg, *dln, dw_hh, dw_fgr = extension().backward(
+        empty = acts.new_empty(0)
+        da, dh0, dc0, dw_peep_all, _dhg, *dln, dw_hh, dw_fgr, _, _, _ = extension().backward(
             dout.contiguous(), dh_n.contiguous(), dc_n.contiguous(), acts, c_all, w_hh.contiguous(), wp, wf,
             mask, _VARIANT_IDS[ctx.variant.name], ln, ln_saved, h0, out, gates, need[3], ctx.has[1] and need[5],
+            empty, empty, False, False, False,
         )  # fmt: skip
         dw_peep = dw_peep_all if ctx.has[0] and need[4] else None
         dln = dln if ctx.has[2] else [None] * 4
         return (da, dh0, dc0, dw_hh if need[3] else None, dw_peep, dw_fgr if ctx.has[1] and need[5] else None,
                 *dln, None, None, None)  # fmt: skip
+
+
+class _Layer(torch.autograd.Function):
+    """One layer and direction without layer norm, input projection included: x (T·B, I), W_ih, the biases,
+    h0, c0, W_hh, … -> out (T, B, H), h_n, c_n. One autograd node and, backwards, one call into the
+    extension (the time loop, then dW_hh, FGR's dW_fgr, dx, dW_ih and the biases' gradient): at the seed's
+    size each autograd node and Python call costs tens of µs against a few hundred for the layer."""
+
+    @staticmethod
+    def forward(ctx, x2, w_ih, b_ih, b_hh, h0, c0, w_hh, w_peep, w_fgr, mask, variant, T):
+        ext, vid = extension(), _VARIANT_IDS[variant.name]
+        empty = x2.new_empty(0)
+        wp = empty if w_peep is None else w_peep
+        wf = empty if w_fgr is None else w_fgr
+        xg = ext.matmul(x2, w_ih, True, None if b_ih is None else b_ih + b_hh).view(T, x2.shape[0] // T, -1)
+        out, h_n, c_n, acts, c_all, gates, *_ = ext.forward(
+            xg, h0, c0, w_hh.contiguous(), wp, wf, mask, vid, [], LN_EPS, True
+        )
+        ctx.save_for_backward(x2, w_ih, h0, w_hh, wp, wf, out, acts, c_all, gates, mask)
+        ctx.variant = variant
+        ctx.has = (b_ih is not None, w_peep is not None, w_fgr is not None)
+        return out, h_n, c_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout, dh_n, dc_n):
+        x2, w_ih, h0, w_hh, wp, wf, out, acts, c_all, gates, mask = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        has_bias, has_peep, has_fgr = ctx.has
+        need_db = has_bias and (n[2] or n[3])
+        da, dh0, dc0, dw_peep, _dhg, *_ln, dw_hh, dw_fgr, dx, dw_ih, db = extension().backward(
+            dout.contiguous(), dh_n.contiguous(), dc_n.contiguous(), acts, c_all, w_hh.contiguous(), wp, wf,
+            mask, _VARIANT_IDS[ctx.variant.name], [], [], h0, out, gates, n[6], has_fgr and n[8],
+            x2, w_ih, n[0], n[1], need_db,
+        )  # fmt: skip
+        return (
+            dx if n[0] else None,
+            dw_ih if n[1] else None,
+            db if has_bias and n[2] else None,
+            db if has_bias and n[3] else None,
+            dh0 if n[4] else None,
+            dc0 if n[5] else None,
+            dw_hh if n[6] else None,
+            dw_peep if has_peep and n[7] else None,
+            dw_fgr if has_fgr and n[8] else None,
+            None, None, None,
+        )
 
 
 class _InputProjection(torch.autograd.Function):
@@ -316,21 +365,30 @@ def run_direction(
     tensors = (x, h0, c0, w.w_ih, w.b_ih, w.b_hh, w.w_hh, w.w_peep, w.w_fgr, *ln, *(w.ln_ih or ()))
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     G = w.w_hh.shape[0]
-    if not save and not spec.layer_norm and (x.shape[1] >= 16 or T * x.shape[1] * G * x.element_size() >= 32 << 20):
-        # Inference: the input projection inside the time loop (csrc: InputStep), no (T, B, G) tensor
-        # (B256 T100 H128, 52 MB: forward 21 -> 17 ms, torch 21). Measured no slower from B = 16 (each
-        # thread's step product has 8 rows or more); below, the per-step products of one to a few rows
-        # are slower than one product over all steps (B1 T1000 H50: 0.66 vs 0.40 ms) unless that
-        # tensor would pass glibc's 32 MB mmap limit (fresh pages on every call).
-        bias = None if w.b_ih is None else w.b_ih + w.b_hh
-        empty = x.new_empty(0)
-        out, h_n, c_n, *_ = extension().forward_input(
-            x, w.w_ih, bias, h0, c0, w.w_hh, empty if w.w_peep is None else w.w_peep,
-            empty if w.w_fgr is None else w.w_fgr, mask, _VARIANT_IDS[spec.variant.name],
-        )  # fmt: skip
-    else:
+    B = x.shape[1]
+    if spec.layer_norm:
         xg = _input_projection(x, w, spec)  # (T, B, G)
         out, h_n, c_n = _Recurrence.apply(xg, h0, c0, w.w_hh, w.w_peep, w.w_fgr, *ln, mask, spec.variant, save)
+    elif save:
+        out, h_n, c_n = _Layer.apply(
+            x.reshape(T * B, -1), w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask, spec.variant, T
+        )  # fmt: skip
+    else:  # inference: no autograd node
+        ext, vid = extension(), _VARIANT_IDS[spec.variant.name]
+        bias = None if w.b_ih is None else w.b_ih + w.b_hh
+        empty = x.new_empty(0)
+        wp = empty if w.w_peep is None else w.w_peep
+        wf = empty if w.w_fgr is None else w.w_fgr
+        if B >= 16 or T * B * G * x.element_size() >= 32 << 20:
+            # The input projection inside the time loop (csrc: InputStep), no (T, B, G) tensor (B256 T100
+            # H128, 52 MB: forward 21 -> 17 ms, torch 21). Measured no slower from B = 16 (each thread's
+            # step product has 8 rows or more); below, the per-step products of one to a few rows are
+            # slower than one product over all steps (B1 T1000 H50: 0.66 vs 0.40 ms) unless that tensor
+            # would pass glibc's 32 MB mmap limit (fresh pages on every call).
+            out, h_n, c_n, *_ = ext.forward_input(x, w.w_ih, bias, h0, c0, w.w_hh, wp, wf, mask, vid)
+        else:
+            xg = ext.matmul(x.reshape(T * B, -1), w.w_ih, True, bias).view(T, B, G)
+            out, h_n, c_n, *_ = ext.forward(xg, h0, c0, w.w_hh.contiguous(), wp, wf, mask, vid, [], LN_EPS, False)
     if reverse:
         out = reverse_within_lengths(out, lengths)
     return out, h_n, c_n

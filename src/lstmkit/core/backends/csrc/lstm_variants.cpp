@@ -1145,14 +1145,58 @@ at::Tensor matmul_tn_impl(const at::Tensor& a, const at::Tensor& b, const std::v
   }
   // Each thread sums its own range of K into a partial (M, N), then the partials are added. Splitting M
   // instead left each thread packing all of b and only a few 12-row tiles to share (M = 3H or 4H).
-  auto partial = at::empty({threads, M, N}, a.options());
+  // The first range sums straight into out, the others into partials added at the end.
+  auto partial = at::empty({threads - 1, M, N}, a.options());
   T* Pp = partial.data_ptr<T>();
+  T* Op = out.data_ptr<T>();
   at::parallel_for(0, threads, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c)
-      tn_rows<T>(K * c / threads, K * (c + 1) / threads, cols, N, A, lda, Bm, Pp + c * M * N);
+      tn_rows<T>(K * c / threads, K * (c + 1) / threads, cols, N, A, lda, Bm, c == 0 ? Op : Pp + (c - 1) * M * N);
   });
-  at::sum_out(out, partial, at::IntArrayRef{0});
+  out.add_(threads == 2 ? partial[0] : partial.sum(0));
   return out;
+}
+
+template <typename T>
+at::Tensor matmul_impl(const at::Tensor& a, const at::Tensor& w, bool transposed, const at::Tensor& bias);
+
+// W_ih's and the biases' gradients for an input of few features (I < 16, e.g. a univariate series): acc
+// (I + 1, G) += [x_k | 1]^T dA_k over rows k of one pass over dA (the BLAS's a^T b and a separate column
+// sum took two passes: 15-35 us and 8-13 us at the seed's size; MKL's a^T b is slow from 2 to 15 columns).
+template <typename T>
+void narrow_rows(const T* da, const T* x, int64_t k0, int64_t k1, int64_t G, int64_t I, T* acc) {
+  T* s = acc + I * G;
+  for (int64_t k = k0; k < k1; ++k) {
+    const T* d = da + k * G;
+    for (int64_t j = 0; j < G; ++j) s[j] += d[j];
+    for (int64_t i = 0; i < I; ++i) {
+      const T xv = x[k * I + i];
+      T* w = acc + i * G;
+      for (int64_t j = 0; j < G; ++j) w[j] += xv * d[j];
+    }
+  }
+}
+
+// (dW_ih (G, I), db (G,)) from dA (K, G) and x (K, I), both contiguous; the rows split between threads.
+std::pair<at::Tensor, at::Tensor> narrow_input_grads(const at::Tensor& da, const at::Tensor& x) {
+  const int64_t K = da.size(0), G = da.size(1), I = x.size(1);
+  const int64_t threads = K * G * (I + 1) >= ((int64_t)1 << 18) ? std::min<int64_t>(at::get_num_threads(), K / 64) : 1;
+  auto acc = at::zeros({std::max<int64_t>(threads, 1), I + 1, G}, da.options());
+  AT_DISPATCH_FLOATING_TYPES(da.scalar_type(), "narrow_input_grads", [&] {
+    const scalar_t* dp = da.data_ptr<scalar_t>();
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t* ap = acc.data_ptr<scalar_t>();
+    if (threads < 2) {
+      narrow_rows<scalar_t>(dp, xp, 0, K, G, I, ap);
+    } else {
+      at::parallel_for(0, threads, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c)
+          narrow_rows<scalar_t>(dp, xp, K * c / threads, K * (c + 1) / threads, G, I, ap + c * (I + 1) * G);
+      });
+    }
+  });
+  auto total = threads < 2 ? acc[0] : acc.sum(0);  // (I + 1, G)
+  return {total.narrow(0, 0, I).t().contiguous(), total[I]};
 }
 
 // A weight gradient a[:, cols]^T b summed over all steps (cols: a's column ranges): the packed kernel
@@ -1178,7 +1222,8 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
                                       const c10::optional<at::Tensor>& mask, int64_t variant,
                                       const std::vector<at::Tensor>& ln_w, const std::vector<at::Tensor>& ln_saved,
                                       const at::Tensor& h0, const at::Tensor& out, const at::Tensor& gates,
-                                      bool need_dw_hh, bool need_dw_fgr) {
+                                      bool need_dw_hh, bool need_dw_fgr, const at::Tensor& x_in,
+                                      const at::Tensor& w_ih, bool need_dx, bool need_dw_ih, bool need_db) {
   check_inputs(acts, w_hh, variant);
   TORCH_CHECK(ln_w.size() == ln_saved.size() && (ln_w.empty() || ln_w.size() == 4), "lstmkit cpu_fused: layer norm");
   at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
@@ -1201,7 +1246,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   // dW_fgr = sum_t dA_{ifo,t}^T [i;f;o]_{t-1} from the forward's [i;f;o] history ((T+1, B, 3H), zeros
   // first), reading dA's i, f, o columns (not g) in place.
   const int64_t T_ = acts.size(0), B = acts.size(1), G = acts.size(2), H = c_all.size(2);
-  const at::Tensor& da = res[0];
+  const at::Tensor da = res[0];  // a handle, not a reference: res grows below
   auto none = at::empty({0}, acts.options());
   at::Tensor dw_hh = none, dw_fgr = none;
   if (need_dw_hh) {
@@ -1217,6 +1262,28 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   }
   res.push_back(dw_hh);
   res.push_back(dw_fgr);
+  // The input projection's gradients, when the layer's autograd node includes it (x_in (T·B, I) given):
+  // dx = dA W_ih (the packed kernel; the BLAS for fewer than 16 features, padded to a whole vector),
+  // dW_ih = dA^T x and the biases' column sums of dA.
+  at::Tensor dx = none, dw_ih = none, db = none;
+  if (x_in.defined() && x_in.numel()) {
+    auto da2 = da.view({T_ * B, G});
+    auto xc = x_in.contiguous();  // weight_grad reads it as whole rows
+    if (need_dx) {
+      dx = xc.size(1) < 16 ? da2.mm(w_ih)
+           : da.scalar_type() == at::kFloat ? matmul_impl<float>(da2, w_ih, false, at::Tensor())
+                                            : matmul_impl<double>(da2, w_ih, false, at::Tensor());
+    }
+    if (xc.size(1) < 16 && (need_dw_ih || need_db)) {
+      std::tie(dw_ih, db) = narrow_input_grads(da2, xc);
+    } else {
+      if (need_dw_ih) dw_ih = weight_grad(da2, xc, {{0, G}});
+      if (need_db) db = da2.sum(0);
+    }
+  }
+  res.push_back(dx);
+  res.push_back(dw_ih);
+  res.push_back(db);
   return res;
 }
 
