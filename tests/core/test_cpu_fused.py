@@ -6,6 +6,8 @@ tensor's largest entry. Skipped as a whole where the extension cannot be built (
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from torch.func import functional_call
@@ -29,6 +31,17 @@ def close(actual, expected, dtype, what):
     torch.testing.assert_close(
         actual, expected, rtol=RTOL[dtype], atol=tol, msg=lambda m: f"{what}: {m}"
     )
+
+
+@contextlib.contextmanager
+def intra_op_threads(n):
+    """torch's intra-op threads set to ``n`` inside the block (the suite runs with one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def pair(variant, dtype, I, H, L=1, **kwargs):
@@ -128,9 +141,7 @@ def test_large_recurrent_weights_go_through_blas_and_match(variant, dtype, H):
 
 
 def test_two_threads_split_rows_and_match():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with intra_op_threads(2):
         ref, fused = pair("peephole", torch.float64, I=24, H=64)
         run_both(
             ref,
@@ -138,8 +149,6 @@ def test_two_threads_split_rows_and_match():
             torch.randn(3, 300, 24, dtype=torch.float64),
             state(1, 1, 300, 64, torch.float64),
         )
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_dropout_between_layers_in_train_mode_matches_with_the_same_seed():
@@ -344,12 +353,8 @@ def test_rows_split_between_threads_match_reference(variant, layer_norm):
     ref, fused = pair(variant, torch.float64, I=4, H=40, L=1, layer_norm=layer_norm)
     x = torch.randn(60, 5, 4, dtype=torch.float64)  # B·T·G·H >= 2^20 for every variant here: it splits
     lengths = torch.tensor([60, 7, 33, 60, 1])
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with intra_op_threads(2):
         run_both(ref, fused, x, state(1, 1, 5, 40, torch.float64), lengths)
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -360,13 +365,9 @@ def test_weight_gradient_product_matches_torch(threads):
     g = torch.Generator().manual_seed(0)
     wide = torch.randn(3000, 200, dtype=torch.float64, generator=g)
     b = torch.randn(3000, 150, dtype=torch.float64, generator=g)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with intra_op_threads(threads):
         for a in (wide[:, :100], wide[:, 150:], wide):
             close(ext.matmul_tn(a, b), a.t() @ b, torch.float64, f"a {tuple(a.shape)}")
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -378,16 +379,12 @@ def test_weight_gradient_product_on_column_ranges_matches_torch(threads):
     g = torch.Generator().manual_seed(1)
     a = torch.randn(3000, 200, dtype=torch.float64, generator=g)
     b = torch.randn(3000, 150, dtype=torch.float64, generator=g)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with intra_op_threads(threads):
         for cols in ([0, 100, 150, 200], [150, 200, 0, 37], [10, 10, 5, 60]):
             expected = torch.cat([a[:, s:e] for s, e in zip(cols[::2], cols[1::2])], 1).t() @ b
             close(ext.matmul_tn(a, b, cols), expected, torch.float64, f"cols {cols}")
         close(ext.matmul_tn(a[:0], b[:0], [0, 100]), torch.zeros(100, 150, dtype=torch.float64),
               torch.float64, "K = 0")  # fmt: skip
-    finally:
-        torch.set_num_threads(before)
     with pytest.raises(RuntimeError, match="outside a's 200 columns"):
         ext.matmul_tn(a, b, [150, 201])
 
@@ -403,14 +400,10 @@ def test_projection_with_bias_matches_torch(threads, K):
     x = torch.randn(1601, K, dtype=torch.float64, generator=g)
     w = torch.randn(200, K, dtype=torch.float64, generator=g)
     bias = torch.randn(200, dtype=torch.float64, generator=g)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with intra_op_threads(threads):
         close(ext.matmul(x, w, True, bias), torch.addmm(bias, x, w.t()), torch.float64, "with bias")
         close(ext.matmul(x, w, True, None), x @ w.t(), torch.float64, "without bias")
         close(ext.matmul(x[:1], w, True, bias), torch.addmm(bias, x[:1], w.t()), torch.float64, "one row")
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("N", [1, 2, 8, 15, 16, 50])
@@ -432,9 +425,7 @@ def test_inference_with_the_projection_in_the_loop_matches_reference(variant, th
     output, h_n and c_n against the reference for a bidirectional 2-layer stack with lengths (batch rows
     split between two threads: B·T·G·H ≥ 2^20), 20 input features and one, with and without biases; and
     the kernel's entry itself at batch 1 (a row product per step) against the two-pass path."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with intra_op_threads(threads):
         for I, B, bias in ((20, 17, True), (1, 16, False)):
             ref, fused = pair(variant, torch.float64, I=I, H=40, L=2, bidirectional=True, bias=bias)
             # T = 30: noaf's unbounded cell state amplifies rounding differences (either path: 1e-9 at
@@ -464,8 +455,6 @@ def test_inference_with_the_projection_in_the_loop_matches_reference(variant, th
         one = ext.forward_input(x, w_ih, b, h0, c0, w_hh, wp, wf, None, vid)
         for name, a, e in zip(("output", "h_n", "c_n"), one[:3], two[:3]):
             close(a, e, torch.float64, f"batch 1 {name}")
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("I", [1, 3])
@@ -473,9 +462,5 @@ def test_gradients_of_a_narrow_input_split_between_threads_match_reference(I):
     """W_ih's and the biases' gradients for a few input features come from one pass over dA
     (narrow_input_grads), its rows split between two threads from K·G·(I+1) ≥ 2^18 (here K = T·B = 1600)."""
     ref, fused = pair("standard", torch.float64, I=I, H=50)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with intra_op_threads(2):
         run_both(ref, fused, torch.randn(50, 32, I, dtype=torch.float64), state(1, 1, 32, 50, torch.float64))
-    finally:
-        torch.set_num_threads(before)

@@ -259,7 +259,7 @@ class _Layer(torch.autograd.Function):
         n = ctx.needs_input_grad
         has_bias, has_peep, has_fgr = ctx.has
         need_db = has_bias and (n[2] or n[3])
-        da, dh0, dc0, dw_peep, _dhg, *_ln, dw_hh, dw_fgr, dx, dw_ih, db = extension().backward(
+        _da, dh0, dc0, dw_peep, _dhg, *_ln, dw_hh, dw_fgr, dx, dw_ih, db = extension().backward(
             dout.contiguous(), dh_n.contiguous(), dc_n.contiguous(), acts, c_all, w_hh.contiguous(), wp, wf,
             mask, _VARIANT_IDS[ctx.variant.name], [], [], h0, out, gates, n[6], has_fgr and n[8],
             x2, w_ih, n[0], n[1], need_db,

@@ -8,7 +8,7 @@ go through a packed sequence, which those kernels (cuDNN included) run natively.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, _VF
+from torch import _VF, Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.core.reference import RNNSpec
