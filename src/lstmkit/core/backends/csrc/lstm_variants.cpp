@@ -291,9 +291,11 @@ void gemm_packed(int64_t M, int64_t K, const T* A, int64_t ars, int64_t aks, con
     return;
   }
   auto rows = [&](int64_t m, int64_t m1) {
-    // 12-row tiles, but never leaving a 4-row one behind (16 rows as 8 + 8, not 12 + 4: measured at
-    // M = 16, K = 50, N = 200, 1.43 vs 1.98 us; a thread's half of B = 32 is such a block).
-    for (; m + MR <= m1 && (m1 - m - MR) % MR != 4; m += MR)
+    // 12-row tiles, but never leaving a 4-row one behind: the last 16 rows as 8 + 8, not 12 + 4 (measured
+    // at M = 16, K = 50, N = 200, 1.43 vs 1.98 us; a thread's half of B = 32 is such a block). (The
+    // first form of this rule stopped at the first tile whenever M % 12 == 4: M = 100, FGR's dW_fgr rows
+    // i and f, ran in 8-row tiles only.)
+    for (; m + MR <= m1 && m1 - m != 16; m += MR)
       row_block<T, MR, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate, bias);
     for (; m + 8 <= m1; m += 8) row_block<T, 8, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate, bias);
     for (; m + 4 <= m1; m += 4) row_block<T, 4, 2>(K, A + m * ars, ars, aks, P, k0, C + m * ldc, ldc, accumulate, bias);
