@@ -104,8 +104,15 @@ _ext: ModuleType | None = None
 _error: str | None = None
 
 
-def _extension_name() -> str:
-    # -march=native code must not be reused on another CPU (a shared home directory): name it by the CPU.
+_FLAGS = ["-O3", "-fopenmp"]  # -fopenmp: at::parallel_for is inline OpenMP code, serial without it
+if platform.machine().lower() in ("x86_64", "amd64"):
+    _FLAGS.append("-march=native")  # AVX2 / AVX-512 for the vectorised loops; the name carries the CPU
+
+
+def _extension_name(source: bytes) -> str:
+    """The build's name: the CPU (-march=native code must not be reused on another CPU, e.g. with a shared
+    home directory) and the source with its flags (each version builds once, and checkouts of the same
+    version share the build instead of rebuilding it in turn)."""
     cpu = platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -114,7 +121,8 @@ def _extension_name() -> str:
             )
     except OSError:
         cpu += platform.processor()
-    return "lstmkit_lstm_variants_" + hashlib.sha1(cpu.encode()).hexdigest()[:10]
+    code = hashlib.sha1(source + " ".join(_FLAGS).encode()).hexdigest()[:10]
+    return f"lstmkit_lstm_variants_{hashlib.sha1(cpu.encode()).hexdigest()[:10]}_{code}"
 
 
 def extension() -> ModuleType | None:
@@ -154,24 +162,31 @@ def build_error() -> str | None:
 def _build() -> ModuleType:
     from torch.utils import cpp_extension
 
-    name = _extension_name()
-    try:  # only to say whether this is the one slow first build
+    source = _SOURCE.read_bytes()
+    name = _extension_name(source)
+    # torch's loader rebuilds when the source file's path or modification time changes (ninja), so it
+    # builds from a copy kept in the build's own directory, written once: a fresh clone, a second
+    # checkout or a `git stash` of the same source reuses the build.
+    try:  # torch's own place for it (TORCH_EXTENSIONS_DIR, else under ~/.cache); a private helper
         build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
-        cached = any(build_dir.glob(f"{name}*.so"))
-    except Exception:  # noqa: BLE001 — a private helper of torch's; its absence must not stop the build
-        cached = False
-    if not cached:
+    except Exception:  # noqa: BLE001 — its absence in some torch version must not stop the build
+        root = os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions"
+        build_dir = Path(root) / name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stable = build_dir / _SOURCE.name
+    if not stable.exists() or stable.read_bytes() != source:
+        tmp = stable.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(source)
+        tmp.replace(stable)  # atomic: a concurrent process sees the old file or the whole new one
+    if not any(build_dir.glob(f"{name}*.so")):
         # A warning, so that a library user without logging set up sees why the first run pauses.
-        log.warning("compiling lstmkit's CPU kernels: once per machine, about a minute (cached by torch)")
-    # -fopenmp: at::parallel_for is inline OpenMP code, serial in a translation unit compiled without it.
-    flags = ["-O3", "-fopenmp"]
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        flags.append("-march=native")  # AVX2 / AVX-512 for the vectorised loops; the name carries the CPU
+        log.warning("compiling lstmkit's CPU kernels: once per machine and version, about a minute")
     start = time.perf_counter()
     ext = cpp_extension.load(
-        name, [str(_SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False
-    )
-    log.log(logging.DEBUG if cached else logging.INFO, "lstmkit's CPU kernels ready in %.1f s", time.perf_counter() - start)
+        name, [str(stable)], extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], build_directory=str(build_dir),
+        verbose=False,
+    )  # fmt: skip
+    log.debug("lstmkit's CPU kernels ready in %.1f s", time.perf_counter() - start)
     return ext
 
 
