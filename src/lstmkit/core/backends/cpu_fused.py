@@ -27,7 +27,7 @@ extensions directory, ``TORCH_EXTENSIONS_DIR``). Without a compiler, or when the
 backend reports why in :meth:`CPUFusedBackend.unsupported` (warned once, never retried in the process)
 and ``auto`` falls back: the standard cell to torch's kernel (``native``), the variants to the reference
 loop. ``LSTMKIT_NO_CPP=1`` turns it off. ``make setup`` builds it. ``auto`` runs the standard cell here in
-float32 (``NativeBackend.auto_declines``): forward+backward measured 0.29–0.83× torch's time.
+float32 up to H = 384 (``NativeBackend.auto_declines``): forward+backward measured 0.29–0.83× torch's time.
 
 Inference (no gradient, no layer norm, B ≥ 16) takes the input projection into the time loop
 (``forward_input``), so the (T, B, G) pre-activations are never materialised.
@@ -394,12 +394,15 @@ def run_direction(
         empty = x.new_empty(0)
         wp = empty if w.w_peep is None else w.w_peep
         wf = empty if w.w_fgr is None else w.w_fgr
-        if B >= 16 or T * B * G * x.element_size() >= 32 << 20:
+        weights = G * (x.shape[2] + w.w_hh.shape[1]) * x.element_size()  # W_ih and W_hh, read every step
+        if weights <= 4 << 20 and (B >= 16 or T * B * G * x.element_size() >= 32 << 20):
             # The input projection inside the time loop (csrc: InputStep), no (T, B, G) tensor (B256 T100
-            # H128, 52 MB: forward 21 -> 17 ms, torch 21). Measured no slower from B = 16 (each thread's
-            # step product has 8 rows or more); below, the per-step products of one to a few rows are
-            # slower than one product over all steps (B1 T1000 H50: 0.66 vs 0.40 ms) unless that tensor
-            # would pass glibc's 32 MB mmap limit (fresh pages on every call).
+            # H128, 52 MB: forward 21 -> 17 ms, torch 21; B16 T1024 H256: 64 -> 48 ms, torch 62). Measured
+            # no slower from B = 16 (each thread's step product has 8 rows or more); below, the per-step
+            # products of one to a few rows are slower than one product over all steps (B1 T1000 H50: 0.66
+            # vs 0.40 ms) unless that tensor would pass glibc's 32 MB mmap limit (fresh pages on every
+            # call). Not when W_ih and W_hh stream from beyond L2 every step (B16 T256 H768, 19 MB: 236 vs
+            # 118 ms).
             out, h_n, c_n, *_ = ext.forward_input(x, w.w_ih, bias, h0, c0, w.w_hh, wp, wf, mask, vid)
         else:
             xg = ext.matmul(x.reshape(T * B, -1), w.w_ih, True, bias).view(T, B, G)

@@ -30,13 +30,15 @@ class NativeBackend:
         return None
 
     def auto_declines(self, spec: RNNSpec, device: torch.device | None, dtype: torch.dtype | None) -> bool:
-        """``auto`` leaves the standard LSTM cell on the CPU in float32 to ``cpu_fused`` when that backend
-        can run it (its extension builds): measured faster for forward+backward at every size tried,
-        0.29–0.83× torch's time on two threads (docs/kernels.md). Double backward and ``torch.func``
-        transforms need ``backend="native"`` (the fused backward is differentiable once)."""
+        """``auto`` leaves the standard LSTM cell on the CPU in float32 with H ≤ 384 to ``cpu_fused`` when
+        that backend can run it (its extension builds). Measured on two threads (docs/kernels.md):
+        forward+backward 0.29–0.83× torch's time from the seed's size to H = 384, forward 0.11–1.05×; at
+        H = 512–768 its forward is 1.23–1.36× torch's (each thread streams all of W_hh, > 4 MB, from L3
+        every step) while forward+backward is 0.89–1.00×, so torch keeps those. Double backward and
+        ``torch.func`` transforms need ``backend="native"`` (the fused backward is differentiable once)."""
         if spec.mode != "lstm" or device is None or torch.device(device).type != "cpu":
             return False
-        if dtype not in (None, torch.float32):
+        if dtype not in (None, torch.float32) or spec.hidden_size > 384:
             return False
         from lstmkit.core import backends  # the registry imports this module
 

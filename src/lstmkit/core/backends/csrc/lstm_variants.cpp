@@ -1271,10 +1271,11 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   if (x_in.defined() && x_in.numel()) {
     auto da2 = da.view({T_ * B, G});
     auto xc = x_in.contiguous();  // weight_grad reads it as whole rows
+    auto wih = w_ih.contiguous();  // and matmul_impl W
     if (need_dx) {
-      dx = xc.size(1) < 16 ? da2.mm(w_ih)
-           : da.scalar_type() == at::kFloat ? matmul_impl<float>(da2, w_ih, false, at::Tensor())
-                                            : matmul_impl<double>(da2, w_ih, false, at::Tensor());
+      dx = xc.size(1) < 16 ? da2.mm(wih)
+           : da.scalar_type() == at::kFloat ? matmul_impl<float>(da2, wih, false, at::Tensor())
+                                            : matmul_impl<double>(da2, wih, false, at::Tensor());
     }
     if (xc.size(1) < 16 && (need_dw_ih || need_db)) {
       std::tie(dw_ih, db) = narrow_input_grads(da2, xc);
