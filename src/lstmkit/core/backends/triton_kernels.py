@@ -108,6 +108,28 @@ def _ln_bwd_sums(r3, r4, da, live, hrow, ln_ptr, feat, fmask, mean, rstd):
 
 
 @triton.jit
+def _gate_dots(acc_i, acc_f, acc_g, acc_o, z_rows, rmask, w_ptr, cols, cmask, K, G, H,
+               GI: tl.constexpr, GF: tl.constexpr, GG: tl.constexpr, GO: tl.constexpr,
+               BK: tl.constexpr, DOT_PREC: tl.constexpr, SPLIT: tl.constexpr):  # fmt: skip
+    """The recurrent product of one (BB, BH) column block: add z W[:, gate block + cols] to each gate's
+    accumulator, z the rows ``z_rows`` (row pointers into the (B, K) recurrent input) over all K."""
+    for k0 in range(0, K, BK):
+        ks = k0 + tl.arange(0, BK)
+        kmask = ks < K
+        zp = _load_shared(z_rows + ks[None, :], rmask[:, None] & kmask[None, :], SPLIT)
+        wrow = w_ptr + ks[:, None] * G + cols[None, :]
+        wm = kmask[:, None] & cmask[None, :]
+        if GI >= 0:
+            acc_i += tl.dot(zp, tl.load(wrow + GI * H, mask=wm, other=0.0), input_precision=DOT_PREC)
+        if GF >= 0:
+            acc_f += tl.dot(zp, tl.load(wrow + GF * H, mask=wm, other=0.0), input_precision=DOT_PREC)
+        acc_g += tl.dot(zp, tl.load(wrow + GG * H, mask=wm, other=0.0), input_precision=DOT_PREC)
+        if GO >= 0:
+            acc_o += tl.dot(zp, tl.load(wrow + GO * H, mask=wm, other=0.0), input_precision=DOT_PREC)
+    return acc_i, acc_f, acc_g, acc_o
+
+
+@triton.jit
 def _ln_fwd_hidden(z_cur, w_ptr, hg_t, rows, rmask, B, H, K, G,
                    GI: tl.constexpr, GF: tl.constexpr, GG: tl.constexpr, GO: tl.constexpr,
                    BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr, DOT_PREC: tl.constexpr):  # fmt: skip
@@ -120,19 +142,8 @@ def _ln_fwd_hidden(z_cur, w_ptr, hg_t, rows, rmask, B, H, K, G,
         acc_f = tl.zeros((BB, BH), dtype=tl.float32)
         acc_g = tl.zeros((BB, BH), dtype=tl.float32)
         acc_o = tl.zeros((BB, BH), dtype=tl.float32)
-        for k0 in range(0, K, BK):
-            ks = k0 + tl.arange(0, BK)
-            kmask = ks < K
-            zp = tl.load(z_cur + rows[:, None] * K + ks[None, :], mask=rmask[:, None] & kmask[None, :], other=0.0)
-            wrow = w_ptr + ks[:, None] * G + cols[None, :]
-            wm = kmask[:, None] & cmask[None, :]
-            if GI >= 0:
-                acc_i += tl.dot(zp, tl.load(wrow + GI * H, mask=wm, other=0.0), input_precision=DOT_PREC)
-            if GF >= 0:
-                acc_f += tl.dot(zp, tl.load(wrow + GF * H, mask=wm, other=0.0), input_precision=DOT_PREC)
-            acc_g += tl.dot(zp, tl.load(wrow + GG * H, mask=wm, other=0.0), input_precision=DOT_PREC)
-            if GO >= 0:
-                acc_o += tl.dot(zp, tl.load(wrow + GO * H, mask=wm, other=0.0), input_precision=DOT_PREC)
+        acc_i, acc_f, acc_g, acc_o = _gate_dots(acc_i, acc_f, acc_g, acc_o, z_cur + rows[:, None] * K, rmask, w_ptr,
+                                                cols, cmask, K, G, H, GI, GF, GG, GO, BK, DOT_PREC, False)  # fmt: skip
         hrow = hg_t + rows[:, None] * G + cols[None, :]
         if GI >= 0:
             tl.store(hrow + GI * H, acc_i, mask=m2)
@@ -220,19 +231,9 @@ def lstm_fwd_kernel(
                 if GO >= 0:
                     acc_o += _ln_apply(hrow + GO * H, ln_ptr, GO * H + cols, m2, cmask, mean_h, rstd_h, G)
             else:
-                for k0 in range(0, K, BK):
-                    ks = k0 + tl.arange(0, BK)
-                    kmask = ks < K
-                    zp = _load_shared(z_cur + rows[:, None] * K + ks[None, :], rmask[:, None] & kmask[None, :], SPLIT)
-                    wrow = w_ptr + ks[:, None] * G + cols[None, :]
-                    wm = kmask[:, None] & cmask[None, :]
-                    if GI >= 0:
-                        acc_i += tl.dot(zp, tl.load(wrow + GI * H, mask=wm, other=0.0), input_precision=DOT_PREC)
-                    if GF >= 0:
-                        acc_f += tl.dot(zp, tl.load(wrow + GF * H, mask=wm, other=0.0), input_precision=DOT_PREC)
-                    acc_g += tl.dot(zp, tl.load(wrow + GG * H, mask=wm, other=0.0), input_precision=DOT_PREC)
-                    if GO >= 0:
-                        acc_o += tl.dot(zp, tl.load(wrow + GO * H, mask=wm, other=0.0), input_precision=DOT_PREC)
+                acc_i, acc_f, acc_g, acc_o = _gate_dots(acc_i, acc_f, acc_g, acc_o, z_cur + rows[:, None] * K, rmask,
+                                                        w_ptr, cols, cmask, K, G, H, GI, GF, GG, GO, BK, DOT_PREC,
+                                                        SPLIT)  # fmt: skip
 
             cp = tl.load(c_ptr + t * B * H + rows[:, None] * H + cols[None, :], mask=m2, other=0.0)
             one = tl.full((BB, BH), 1.0, tl.float32)
