@@ -43,6 +43,7 @@ import hashlib
 import logging
 import os
 import platform
+import sys
 import threading
 import time
 import warnings
@@ -111,8 +112,9 @@ if platform.machine().lower() in ("x86_64", "amd64"):
 
 def _extension_name(source: bytes) -> str:
     """The build's name: the CPU (-march=native code must not be reused on another CPU, e.g. with a shared
-    home directory) and the source with its flags (each version builds once, and checkouts of the same
-    version share the build instead of rebuilding it in turn)."""
+    home directory), the source with its flags, and the Python environment (its torch headers are in the
+    compile command, and ninja rebuilds when that changes): each version builds once per environment, and
+    checkouts of the same version share the build instead of rebuilding it in turn."""
     cpu = platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -121,7 +123,8 @@ def _extension_name(source: bytes) -> str:
             )
     except OSError:
         cpu += platform.processor()
-    code = hashlib.sha1(source + " ".join(_FLAGS).encode()).hexdigest()[:10]
+    env = f"{sys.prefix} {torch.__version__} {' '.join(_FLAGS)}".encode()
+    code = hashlib.sha1(source + env).hexdigest()[:10]
     return f"lstmkit_lstm_variants_{hashlib.sha1(cpu.encode()).hexdigest()[:10]}_{code}"
 
 
@@ -180,7 +183,7 @@ def _build() -> ModuleType:
         tmp.replace(stable)  # atomic: a concurrent process sees the old file or the whole new one
     if not any(build_dir.glob(f"{name}*.so")):
         # A warning, so that a library user without logging set up sees why the first run pauses.
-        log.warning("compiling lstmkit's CPU kernels: once per machine and version, about a minute")
+        log.warning("compiling lstmkit's CPU kernels: once per Python environment and version, about a minute")
     start = time.perf_counter()
     ext = cpp_extension.load(
         name, [str(stable)], extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], build_directory=str(build_dir),
