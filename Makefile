@@ -14,8 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	# The CPU kernels (cpu_fused: every variant, and the standard cell in float32) compile once per
-	# machine, here rather than in the first run; without a compiler this warns and torch's kernels run.
+	# The CPU kernels (cpu_fused: every variant, and the standard cell up to H = 384 in float32) compile
+	# once per environment, here rather than in the first run; without a compiler this warns and the
+	# standard cell runs on torch's kernel.
 	$(BIN)/python -c "from lstmkit.core.backends import cpu_fused; cpu_fused.extension()"
 	touch $@
 

@@ -22,7 +22,7 @@ Stacking, bidirectionality, lengths (reversal within lengths) and dropout betwee
 :func:`lstmkit.core.reference.run_stack`'s, with :func:`run_direction` below as its per-direction kernel.
 
 The extension is compiled with ``torch.utils.cpp_extension.load`` the first time a CPU forward (or an
-``unsupported`` check with a real device) needs it, once per machine (torch caches the build under its
+``unsupported`` check with a real device) needs it, once per Python environment and source version (torch caches the build under its
 extensions directory, ``TORCH_EXTENSIONS_DIR``). Without a compiler, or when the build fails, the
 backend reports why in :meth:`CPUFusedBackend.unsupported` (warned once, never retried in the process)
 and ``auto`` falls back: the standard cell to torch's kernel (``native``), the variants to the reference
@@ -129,7 +129,7 @@ def _extension_name(source: bytes) -> str:
 
 
 def extension() -> ModuleType | None:
-    """The compiled kernels (built on the first call, once per machine), or ``None`` with :func:`build_error` set."""
+    """The compiled kernels (built on the first call, once per environment and version), or ``None`` with :func:`build_error` set."""
     global _ext, _error
     if _ext is not None or _error is not None:
         return _ext
