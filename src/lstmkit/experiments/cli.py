@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lstmkit._argtypes import positive_int
 from lstmkit.errors import ConfigError, UserError
 
 EXPERIMENTS = ("adding", "temporal-order", "reber", "continual-reber", "copy")
@@ -33,14 +34,6 @@ def _float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 3e-3,1e-2, got {text!r}") from None
 
 
-def _pos_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def _common(p: argparse.ArgumentParser, models: bool = True) -> None:
@@ -54,13 +47,13 @@ def _common(p: argparse.ArgumentParser, models: bool = True) -> None:
                        help="LSTM forget-gate bias initialisation (default: the task's choice)")  # fmt: skip
         p.add_argument("--input-bias", type=float, default=None, metavar="B",
                        help="LSTM input-gate bias initialisation (default: the task's choice; -3 for adding)")  # fmt: skip
-    p.add_argument("--steps", type=_pos_int, metavar="N", help="most optimiser steps per model (default: the task's budget)")
+    p.add_argument("--steps", type=positive_int, metavar="N", help="most optimiser steps per model (default: the task's budget)")
     p.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate (default: the task's)")
-    p.add_argument("--hidden", type=_pos_int, metavar="H", help="hidden units (default: the task's)")
+    p.add_argument("--hidden", type=positive_int, metavar="H", help="hidden units (default: the task's)")
     p.add_argument("--time-limit", type=float, metavar="SEC", help="stop each model's training after SEC seconds")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of weights and data (default: 0)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    p.add_argument("--threads", type=_pos_int, default=1, metavar="N", help="torch threads (default: 1)")
+    p.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch threads (default: 1)")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -82,10 +75,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="the LSTM has a forget gate (default)")  # fmt: skip
     p.add_argument("--no-forget-gate", dest="forget_gate", action="store_false",
                    help="the 1997 cell without forget gate (variant nfg)")  # fmt: skip
-    p.add_argument("--test-symbols", type=_pos_int, default=20000, metavar="N", help="length of each test stream (default: 20000)")
+    p.add_argument("--test-symbols", type=positive_int, default=20000, metavar="N", help="length of each test stream (default: 20000)")
     _common(p)
     p = sub.add_parser("copy", help="copy task (Arjovsky et al. 2016)")
-    p.add_argument("--T", type=_pos_int, default=100, help="blanks to bridge (default: 100)")
+    p.add_argument("--T", type=positive_int, default=100, help="blanks to bridge (default: 100)")
     _common(p)
     for name in EXPERIMENTS:
         sub.choices[name].set_defaults(func=cmd_experiment)
@@ -93,7 +86,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("greff", help="LSTM variant study (Greff et al. 2017): variants × seeds × learning rates")
     p.add_argument("--task", default="temporal-order", choices=("temporal-order", "continual-reber"))
     p.add_argument("--variants", default=None, metavar="LIST", help="comma-separated (default: all nine)")
-    p.add_argument("--seeds", type=_pos_int, default=2, metavar="N", help="seeds per variant and lr (default: 2)")
+    p.add_argument("--seeds", type=positive_int, default=2, metavar="N", help="seeds per variant and lr (default: 2)")
     p.add_argument("--lrs", type=_float_list, default=[3e-3, 1e-2], metavar="LIST", help="learning rates (default: 3e-3,1e-2)")
     p.add_argument("--out", default="greff", metavar="DIR", help="folder for table.csv, boxplot.png, results.json (default: greff)")
     _common(p, models=False)

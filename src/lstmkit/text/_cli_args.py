@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from lstmkit._argtypes import int_at_least
 from lstmkit.errors import ConfigError
 from lstmkit.text import _cli_common as common
 
@@ -49,22 +50,9 @@ def unit_fraction(text: str) -> float:
     return v
 
 
-def vocab_size(text: str) -> int:
-    """An integer ≥ 8 (4 ids are reserved for the special tokens)."""
-    v = common.positive_int(text)
-    if v < 8:
-        raise argparse.ArgumentTypeError(f"expected an integer of at least 8 (4 ids are reserved for special tokens), got {text!r}")
-    return v
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return v
+# An integer ≥ 8 (4 ids are reserved for the special tokens).
+vocab_size = int_at_least(8, "an integer of at least 8 (4 ids are reserved for special tokens)")
+non_negative_int = common.non_negative_int
 
 
 def add_schedule(g, *, epochs_help: str, val_help: str,

@@ -11,20 +11,13 @@ import math
 import sys
 from pathlib import Path
 
+from lstmkit._argtypes import int_at_least, non_negative_int, positive_int  # noqa: F401 (re-exported)
 from lstmkit.errors import ConfigError
 
 log = logging.getLogger("lstmkit.cli")
 
 
 # ------------------------------------------------------------------------------------------ argument types
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def number(text: str) -> float:
