@@ -195,18 +195,17 @@ def _build() -> ModuleType:
 
 # ------------------------------------------------------------------------------------------ autograd
 def _tn(a: Tensor, b: Tensor) -> Tensor:
-    """``a^T b`` over all steps (a (K, M), b (K, N)): the extension's K-blocked packed kernel (about
-    twice MKL's speed from the seed's size, dW_hh 181 vs 381 µs, to K = 25600, M = 512, N = 128, 8.7 vs
-    18 ms on two threads). b narrower than 16 columns (W_ih's gradient for a few input features) would be
-    padded to a whole vector, so the product is taken the other way round, ``(b^T a)^T``: MKL's own
-    ``a^T b`` is slow there (K = 6400, M = 256, N = 8: 1145 vs 132 µs; M = 1024: 15 vs 0.57 ms). One
-    column is a matrix-vector product, the BLAS's."""
-    N = b.shape[1]
-    if N >= 16:
-        return extension().matmul_tn(a, b)
-    if N == 1:
-        return a.t().mm(b)
-    return extension().matmul_tn(b, a).t().contiguous()
+    """``a^T b`` over all steps (a (K, M), b (K, N)) by the extension's ``weight_grad``: a K-blocked packed
+    kernel (about twice MKL's speed from the seed's size, dW_hh 181 vs 381 µs, to K = 25600, M = 512,
+    N = 128, 8.7 vs 18 ms on two threads); b narrower than 16 columns (a few input features) is taken the
+    other way round, ``(b^T a)^T`` (MKL's ``a^T b`` took 1145 µs at K 6400, M 256, N 8; now 132 µs), one
+    column by the BLAS."""
+    return extension().matmul_tn(a, b)
+
+
+def _or_empty(t: Tensor | None, like: Tensor) -> Tensor:
+    """The extension takes an absent optional weight (peepholes, W_fgr, a bias) as an empty tensor."""
+    return like.new_empty(0) if t is None else t
 
 
 class _Recurrence(torch.autograd.Function):
@@ -215,9 +214,7 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xg, h0, c0, w_hh, w_peep, w_fgr, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, mask, variant, save):
         ext, vid = extension(), _VARIANT_IDS[variant.name]
-        empty = xg.new_empty(0)
-        wp = empty if w_peep is None else w_peep
-        wf = empty if w_fgr is None else w_fgr
+        wp, wf = _or_empty(w_peep, xg), _or_empty(w_fgr, xg)
         ln = [] if ln_hh_w is None else [ln_hh_w, ln_hh_b, ln_c_w, ln_c_b]
         out, h_n, c_n, acts, c_all, gates, *ln_saved = ext.forward(
             xg, h0, c0, w_hh.contiguous(), wp, wf, mask, vid, ln, LN_EPS, save
@@ -258,9 +255,7 @@ class _Layer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x2, w_ih, b_ih, b_hh, h0, c0, w_hh, w_peep, w_fgr, mask, variant, T):
         ext, vid = extension(), _VARIANT_IDS[variant.name]
-        empty = x2.new_empty(0)
-        wp = empty if w_peep is None else w_peep
-        wf = empty if w_fgr is None else w_fgr
+        wp, wf = _or_empty(w_peep, x2), _or_empty(w_fgr, x2)
         xg = ext.matmul(x2, w_ih, True, None if b_ih is None else b_ih + b_hh).view(T, x2.shape[0] // T, -1)
         out, h_n, c_n, acts, c_all, gates, *_ = ext.forward(
             xg, h0, c0, w_hh.contiguous(), wp, wf, mask, vid, [], LN_EPS, True
@@ -331,8 +326,7 @@ class _InputLayerNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xw, gain, shift, bias):
-        empty = xw.new_empty(0)
-        y, stats = extension().input_ln(xw, gain, shift, empty if bias is None else bias, LN_EPS)
+        y, stats = extension().input_ln(xw, gain, shift, _or_empty(bias, xw), LN_EPS)
         ctx.save_for_backward(xw, stats, gain)
         return y
 
@@ -394,9 +388,7 @@ def run_direction(
     else:  # inference: no autograd node
         ext, vid = extension(), _VARIANT_IDS[spec.variant.name]
         bias = None if w.b_ih is None else w.b_ih + w.b_hh
-        empty = x.new_empty(0)
-        wp = empty if w.w_peep is None else w.w_peep
-        wf = empty if w.w_fgr is None else w.w_fgr
+        wp, wf = _or_empty(w.w_peep, x), _or_empty(w.w_fgr, x)
         weights = G * (x.shape[2] + w.w_hh.shape[1]) * x.element_size()  # W_ih and W_hh, read every step
         if weights <= 4 << 20 and (B >= 16 or T * B * G * x.element_size() >= 32 << 20):
             # The input projection inside the time loop (csrc: InputStep), no (T, B, G) tensor (B256 T100

@@ -1320,8 +1320,9 @@ at::Tensor matmul(const at::Tensor& a, const at::Tensor& w, bool transposed, con
   return matmul_impl<double>(ac, wc, transposed, bc);
 }
 
-// a may be a column slice (rows strided, columns contiguous), e.g. some gates' columns of dA; cols, when
-// not empty, lists the columns of a to use as [start, stop) pairs (the output's rows, in that order).
+// a[:, cols]^T b by weight_grad (the packed kernel, or for b narrower than 16 columns the product the other
+// way round). a may be a column slice (rows strided, columns contiguous), e.g. some gates' columns of dA;
+// cols, when not empty, lists the columns of a to use as [start, stop) pairs (the output's rows, in order).
 at::Tensor matmul_tn(const at::Tensor& a, const at::Tensor& b, const std::vector<int64_t>& cols) {
   auto ac = a.dim() == 2 && a.stride(1) == 1 && a.stride(0) >= a.size(1) ? a : a.contiguous();
   auto bc = b.contiguous();
@@ -1336,9 +1337,9 @@ at::Tensor matmul_tn(const at::Tensor& a, const at::Tensor& b, const std::vector
     ranges.push_back({cols[i], cols[i + 1]});
   }
   if (cols.empty()) ranges.push_back({0, ac.size(1)});
-  if (ac.scalar_type() == at::kFloat) return matmul_tn_impl<float>(ac, bc, ranges);
-  TORCH_CHECK(ac.scalar_type() == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64");
-  return matmul_tn_impl<double>(ac, bc, ranges);
+  TORCH_CHECK(ac.scalar_type() == at::kFloat || ac.scalar_type() == at::kDouble,
+              "lstmkit cpu_fused: dtype must be float32 or float64");
+  return weight_grad(ac, bc, ranges);
 }
 
 // The input projection's layer norm, LN(W_ih x; g, b) + bias, over the G columns of each row of xw
