@@ -42,8 +42,9 @@ class NativeBackend:
             return False
         from lstmkit.core import backends  # the registry imports this module
 
-        fused = backends._REGISTRY.get("cpu_fused")
-        return fused is not None and fused.unsupported(spec, device, dtype) is None
+        if "cpu_fused" not in backends.names():
+            return False
+        return backends.get("cpu_fused").unsupported(spec, device, dtype) is None
 
     def forward(
         self, spec: RNNSpec, module: torch.nn.Module, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None
