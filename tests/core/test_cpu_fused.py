@@ -116,6 +116,17 @@ def test_bidirectional_two_layers_with_lengths_matches_reference(variant, dtype)
     run_both(ref, fused, x, state(2, 2, 3, 5, dtype), lengths, dtype=dtype)
 
 
+@pytest.mark.parametrize("H", [16, 33, 50])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_float32_pointwise_vectors_and_tails_match_reference(variant, H):
+    """float32 runs the pointwise passes 16 units at a time where the CPU has AVX-512 (1/y by rcp14 and a
+    Newton step, a row's last H % 16 units one masked vector): whole vectors (H = 16), a one-unit tail
+    (33) and the seed's H = 50, with a shorter sequence in the batch, against the reference's float32."""
+    ref, fused = pair(variant, torch.float32, I=3, H=H)
+    x = torch.randn(4, 3, 3)
+    run_both(ref, fused, x, state(1, 1, 3, H, torch.float32), torch.tensor([4, 2, 3]), dtype=torch.float32)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_batch_of_one_and_sizes_that_exercise_every_kernel_tile(variant):
     """B = 1 (the single-row GEMM path), then B = 29, H = 37 (12-row tiles, 8/4/2/1-row remainders,
@@ -374,7 +385,8 @@ def test_weight_gradient_product_matches_torch(threads):
 def test_weight_gradient_product_on_column_ranges_matches_torch(threads):
     """``matmul_tn(a, b, cols)``: the column ranges of a (FGR's dA columns i, f and o, not g) stacked as
     the output's rows, from one packing of b; K = 3000 sums over 12 blocks of 256 rows (the last partial),
-    split between two threads; an empty range and K = 0 too."""
+    split between two threads; ranges of 100 and 50 rows run in 10-row tiles, 37 in 12, 8, 4, 2 and 1;
+    an empty range and K = 0 too."""
     ext = cpu_fused.extension()
     g = torch.Generator().manual_seed(1)
     a = torch.randn(3000, 200, dtype=torch.float64, generator=g)
@@ -404,6 +416,8 @@ def test_projection_with_bias_matches_torch(threads, K):
         close(ext.matmul(x, w, True, bias), torch.addmm(bias, x, w.t()), torch.float64, "with bias")
         close(ext.matmul(x, w, True, None), x @ w.t(), torch.float64, "without bias")
         close(ext.matmul(x[:1], w, True, bias), torch.addmm(bias, x[:1], w.t()), torch.float64, "one row")
+        for m in (50, 1600):  # ranges that 10-row tiles divide and 12-row ones do not
+            close(ext.matmul(x[:m], w, True, bias), torch.addmm(bias, x[:m], w.t()), torch.float64, f"{m} rows")
 
 
 @pytest.mark.parametrize("N", [1, 2, 8, 15, 16, 50])

@@ -11,7 +11,9 @@ at small batches and long sequences. Here one layer in one direction is:
   that applies the variant (and layer norm, in phases over the rows so that the rows' reductions
   overlap), saving the gate activations and c for the backward pass. The rows of a batch never meet,
   so with several threads each takes its rows through every step: one parallel region per call.
-  float32 sigmoid and tanh are the kernel's own (one exp or expm1 each, 1.5 ulp; libm is scalar);
+  float32 sigmoid and tanh are the kernel's own (one exp or expm1 each, 1.5 ulp; libm is scalar); with
+  AVX-512 the float32 pass is written out 16 units at a time (a row's last H % 16 units one masked
+  vector, 1/y by rcp14 and a Newton step), elsewhere it is one loop the compiler vectorises;
 * its backward, one call: per step one pass computing the pre-activation gradients (peephole and
   layer-norm gain gradients summed on the way) and one GEMM ``dA_t W_hh`` for dh_{t-1}; then the
   other weight gradients are single products over all steps (``dW_hh = Σ_t dA_tᵀ h_{t-1}`` and FGR's
