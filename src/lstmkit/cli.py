@@ -75,7 +75,8 @@ def _fit_parsers(sub: argparse._SubParsersAction):
                 yield action.choices["fit"]
 
 
-def _positive_int(text: str) -> int:
+def _integer(text: str) -> int:
+    """Any integer: the forecaster checks each value's range and names the option in its message."""
     try:
         return int(text)
     except ValueError:
@@ -112,17 +113,17 @@ def _add_columns(p: argparse.ArgumentParser) -> None:
 
 def _add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (unset flags keep the Forecaster's defaults)")
-    g.add_argument("--horizon", type=_positive_int, metavar="H", help="steps to forecast (default for dataset:NAME: its horizon)")
-    g.add_argument("--lookback", type=_positive_int, metavar="L", help="input window length (default: 2m for seasonal data, else 2H; at least 8)")
+    g.add_argument("--horizon", type=_integer, metavar="H", help="steps to forecast (default for dataset:NAME: its horizon)")
+    g.add_argument("--lookback", type=_integer, metavar="L", help="input window length (default: 2m for seasonal data, else 2H; at least 8)")
     g.add_argument("--quantiles", type=_quantiles, default=DEFAULT_QUANTILES, metavar="Q,Q,Q",
                    help="quantile levels for intervals (default: 0.1,0.5,0.9; 'none' for point forecasts only)")  # fmt: skip
-    g.add_argument("--season-length", type=_positive_int, metavar="M", help="seasonal period (default: from the frequency or dataset)")
-    g.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps per model")
-    g.add_argument("--hidden-size", type=_positive_int, metavar="N", help="LSTM hidden units")
-    g.add_argument("--ensemble", type=_positive_int, metavar="N", help="models (seeds × lookbacks) whose median is the forecast")
-    g.add_argument("--val-size", type=_positive_int, metavar="N", help="last steps of each series held out for early stopping")
-    g.add_argument("--patience", type=_positive_int, metavar="N", help="epochs without validation improvement before stopping")
-    g.add_argument("--seed", type=_positive_int, metavar="S", help="random seed (same seed + machine + CPU ⇒ same numbers)")
+    g.add_argument("--season-length", type=_integer, metavar="M", help="seasonal period (default: from the frequency or dataset)")
+    g.add_argument("--steps", type=_integer, metavar="N", help="optimiser steps per model")
+    g.add_argument("--hidden-size", type=_integer, metavar="N", help="LSTM hidden units")
+    g.add_argument("--ensemble", type=_integer, metavar="N", help="models (seeds × lookbacks) whose median is the forecast")
+    g.add_argument("--val-size", type=_integer, metavar="N", help="last steps of each series held out for early stopping")
+    g.add_argument("--patience", type=_integer, metavar="N", help="epochs without validation improvement before stopping")
+    g.add_argument("--seed", type=_integer, metavar="S", help="random seed (same seed + machine + CPU ⇒ same numbers)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = fsub.add_parser("evaluate", help="backtest: hold out the last H steps, refit, score against baselines")
     p.add_argument("data", metavar="DATA", help="CSV / Parquet file, or dataset:NAME")
-    p.add_argument("--windows", type=_positive_int, default=1, metavar="K", help="rolling origins (default: 1)")
+    p.add_argument("--windows", type=_integer, default=1, metavar="K", help="rolling origins (default: 1)")
     p.add_argument("--group", metavar="COL", help="column splitting the metrics per group (default for datasets: group)")
     p.add_argument("--baselines", type=_names, default=list(BASELINES), metavar="NAMES",
                    help=f"comma-separated, from {','.join(BASELINES)} (theta/ets need statsforecast; default: all)")  # fmt: skip
