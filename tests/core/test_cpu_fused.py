@@ -116,6 +116,21 @@ def test_bidirectional_two_layers_with_lengths_matches_reference(variant, dtype)
     run_both(ref, fused, x, state(2, 2, 3, 5, dtype), lengths, dtype=dtype)
 
 
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_double_backward_is_refused_with_a_clear_error(layer_norm):
+    """The backward is raw kernels, differentiable once: asking for a graph of the gradient (a gradient
+    penalty, double backward) raises instead of returning second derivatives of zero."""
+    layer = lstmkit.LSTM(3, 4, 2, variant="peephole", layer_norm=layer_norm, backend="cpu_fused", dtype=torch.float64)
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    (gx,) = torch.autograd.grad(layer(x)[0].sum(), x, create_graph=True) if layer_norm else (None,)
+    if layer_norm:  # Python nodes (once_differentiable): the gradient comes back without a graph, and
+        with pytest.raises(RuntimeError, match="does not require grad"):  # differentiating it says so
+            gx.sum().backward()
+    else:
+        with pytest.raises(RuntimeError, match="cannot be differentiated again"):
+            torch.autograd.grad(layer(x)[0].sum(), x, create_graph=True)
+
+
 @pytest.mark.parametrize("H", [16, 33, 50])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_float32_pointwise_vectors_and_tails_match_reference(variant, H):

@@ -1561,10 +1561,85 @@ bool uses_blas() { return have_blas<float>() && have_blas<double>(); }
 
 }  // namespace
 
+// One layer and direction without layer norm for training, input projection included, as a C++ autograd
+// node: x (T·B, I), W_ih, b_ih, b_hh, h0, c0, W_hh, W_peep, W_fgr (absent ones undefined), mask ->
+// out (T, B, H), h_n, c_n (an absent weight or mask is an empty tensor: autograd's C++ nodes take no
+// undefined inputs). Backward is one lstm_backward call (the time loop, dW_hh, FGR's dW_fgr, dx, dW_ih
+// and the biases' gradient). The same node as a Python autograd.Function cost 35-60 us more per layer and
+// pass at the seed's size (Function.apply, the Python backward), against ~180-370 us of kernel time.
+struct LayerFunction : public torch::autograd::Function<LayerFunction> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2,
+                                                const at::Tensor& w_ih, const at::Tensor& b_ih, const at::Tensor& b_hh,
+                                                const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+                                                const at::Tensor& w_peep, const at::Tensor& w_fgr, const at::Tensor& mask,
+                                                int64_t variant, int64_t T) {
+    TORCH_CHECK(T > 0 && x2.dim() == 2 && x2.size(0) % T == 0, "lstmkit cpu_fused: layer input shape");
+    c10::optional<at::Tensor> bias, m;
+    if (b_ih.numel()) bias = b_ih + b_hh;
+    if (mask.numel()) m = mask;
+    const at::Tensor& wp = w_peep;
+    const at::Tensor& wf = w_fgr;
+    const at::Tensor xg = matmul(x2, w_ih, true, bias).view({T, x2.size(0) / T, -1});
+    auto r = lstm_forward(xg, h0, c0, w_hh.contiguous(), wp, wf, m, variant, {}, 1e-5, true);
+    // r: out, h_n, c_n, acts, c_all, gates, (layer norm's, empty)
+    ctx->save_for_backward({x2, w_ih, h0, w_hh, wp, wf, r[0], r[3], r[4], r[5], mask});
+    ctx->saved_data["variant"] = variant;
+    ctx->saved_data["bias"] = b_ih.numel() > 0;
+    ctx->saved_data["peep"] = w_peep.numel() > 0;
+    ctx->saved_data["fgr"] = w_fgr.numel() > 0;
+    return {r[0], r[1], r[2]};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    // The backward is raw kernels, differentiable once: with create_graph its results would silently carry
+    // no second derivative, so it says so instead.
+    TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
+                "(create_graph=True, double backward); build the layer with backend='native' (standard cell) "
+                "or backend='reference'");
+    const auto s = ctx->get_saved_variables();
+    const at::Tensor &x2 = s[0], &w_ih = s[1], &h0 = s[2], &w_hh = s[3], &wp = s[4], &wf = s[5], &out = s[6];
+    const at::Tensor &acts = s[7], &c_all = s[8], &gates = s[9], &mask = s[10];
+    const bool has_bias = ctx->saved_data["bias"].toBool(), has_peep = ctx->saved_data["peep"].toBool(),
+               has_fgr = ctx->saved_data["fgr"].toBool();
+    bool need[9];
+    for (int i = 0; i < 9; ++i) need[i] = ctx->needs_input_grad(i);
+    const bool need_db = has_bias && (need[2] || need[3]);
+    c10::optional<at::Tensor> m;
+    if (mask.numel()) m = mask;
+    auto r = lstm_backward(grads[0].contiguous(), grads[1].contiguous(), grads[2].contiguous(), acts, c_all, w_hh, wp, wf,
+                           m, ctx->saved_data["variant"].toInt(), {}, {}, h0, out, gates, need[6], has_fgr && need[8],
+                           x2, w_ih, need[0], need[1], need_db);
+    // r: da, dh0, dc0, dw_peep, dhg, 4 x layer norm, dw_hh, dw_fgr, dx, dw_ih, db
+    const at::Tensor u;
+    return {need[0] ? r[11] : u,
+            need[1] ? r[12] : u,
+            need_db && need[2] ? r[13] : u,
+            need_db && need[3] ? r[13] : u,
+            need[4] ? r[1] : u,
+            need[5] ? r[2] : u,
+            need[6] ? r[9] : u,
+            has_peep && need[7] ? r[3] : u,
+            has_fgr && need[8] ? r[10] : u,
+            u, u, u};
+  }
+};
+
+std::vector<at::Tensor> layer_train(const at::Tensor& x2, const at::Tensor& w_ih, const c10::optional<at::Tensor>& b_ih,
+                                    const c10::optional<at::Tensor>& b_hh, const at::Tensor& h0, const at::Tensor& c0,
+                                    const at::Tensor& w_hh, const c10::optional<at::Tensor>& w_peep,
+                                    const c10::optional<at::Tensor>& w_fgr, const c10::optional<at::Tensor>& mask,
+                                    int64_t variant, int64_t T) {
+  const at::Tensor none = x2.new_empty({0});
+  return LayerFunction::apply(x2, w_ih, b_ih.value_or(none), b_hh.value_or(none), h0, c0, w_hh, w_peep.value_or(none),
+                              w_fgr.value_or(none), mask.value_or(x2.new_empty({0}, at::kByte)), variant, T);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &lstm_forward, "fused LSTM-variant recurrence, one layer and direction");
   m.def("forward_input", &lstm_forward_input, "inference from the input: the projection inside the time loop");
   m.def("backward", &lstm_backward, "its backward: pre-activation gradients and dh0, dc0");
+  m.def("layer", &layer_train, "one layer for training as an autograd node: the projection, the time loop, and backward");
   m.def("uses_blas", &uses_blas, "whether the per-step GEMMs call the BLAS directly");
   m.def("matmul_tn", &matmul_tn, "a^T b (some of a's columns), the weight gradients summed over steps",
         py::arg("a"), py::arg("b"), py::arg("cols") = std::vector<int64_t>{});
