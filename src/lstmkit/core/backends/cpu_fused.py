@@ -17,14 +17,14 @@ at small batches and long sequences. Here one layer in one direction is:
 * its backward, one call: per step one pass computing the pre-activation gradients (peephole and
   layer-norm gain gradients summed on the way) and one GEMM ``dA_t W_hh`` for dh_{t-1}; then the
   other weight gradients are single products over all steps (``dW_hh = Σ_t dA_tᵀ h_{t-1}`` and FGR's
-  in the same call, K-blocked so that each block of both operands is reused from L2; W_ih's in
-  :class:`_InputProjection`).
+  in the same call, K-blocked so that each block of both operands is reused from L2), then W_ih's.
 
 Training a layer without layer norm is one autograd node written in C++ (``csrc``: ``LayerFunction``, the
 input projection included; its backward one call for the time loop and every gradient): as a Python
 ``autograd.Function`` the same node cost 35–60 µs more per layer and pass at the seed's size (standard
-cell forward+backward 1.27 → 1.21 ms). Layer norm's recurrence (:class:`_Recurrence`) and its input
-projection stay Python nodes.
+cell forward+backward 1.27 → 1.21 ms); with layer norm likewise (``LayerLNFunction``: the projection,
+the input norm in one pass, the recurrence; as three Python nodes it cost ~390 µs more per
+forward+backward of the seed's two layers).
 
 Stacking, bidirectionality, lengths (reversal within lengths) and dropout between layers are
 :func:`lstmkit.core.reference.run_stack`'s, with :func:`run_direction` below as its per-direction kernel.
@@ -59,9 +59,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from lstmkit.core.backends.reference import StackBackend
 from lstmkit.core.cells import LN_EPS, VARIANTS, CellWeights, Variant
@@ -201,119 +199,10 @@ def _build() -> ModuleType:
     return ext
 
 
-# ------------------------------------------------------------------------------------------ autograd
-def _tn(a: Tensor, b: Tensor) -> Tensor:
-    """``a^T b`` over all steps (a (K, M), b (K, N)) by the extension's ``weight_grad``: a K-blocked packed
-    kernel (about twice MKL's speed from the seed's size, dW_hh 181 vs 381 µs, to K = 25600, M = 512,
-    N = 128, 8.7 vs 18 ms on two threads); b narrower than 16 columns (a few input features) is taken the
-    other way round, ``(b^T a)^T`` (MKL's ``a^T b`` took 1145 µs at K 6400, M 256, N 8; now 132 µs), one
-    column by the BLAS."""
-    return extension().matmul_tn(a, b)
-
-
+# ------------------------------------------------------------------------------------------ one direction
 def _or_empty(t: Tensor | None, like: Tensor) -> Tensor:
     """The extension takes an absent optional weight (peepholes, W_fgr, a bias) as an empty tensor."""
     return like.new_empty(0) if t is None else t
-
-
-class _Recurrence(torch.autograd.Function):
-    """The time loop of one layer and direction: ``xg`` (T, B, G), h0, c0 -> out (T, B, H), h_n, c_n."""
-
-    @staticmethod
-    def forward(ctx, xg, h0, c0, w_hh, w_peep, w_fgr, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, mask, variant, save):
-        ext, vid = extension(), _VARIANT_IDS[variant.name]
-        wp, wf = _or_empty(w_peep, xg), _or_empty(w_fgr, xg)
-        ln = [] if ln_hh_w is None else [ln_hh_w, ln_hh_b, ln_c_w, ln_c_b]
-        out, h_n, c_n, acts, c_all, gates, *ln_saved = ext.forward(
-            xg, h0, c0, w_hh.contiguous(), wp, wf, mask, vid, ln, LN_EPS, save
-        )
-        if save:
-            saved = (h0, w_hh, wp, wf, out, acts, c_all, gates, mask, *ln, *(ln_saved if ln else []))
-            ctx.save_for_backward(*saved)
-            ctx.variant = variant
-            ctx.has = (w_peep is not None, w_fgr is not None, bool(ln))
-        return out, h_n, c_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dout, dh_n, dc_n):
-        h0, w_hh, wp, wf, out, acts, c_all, gates, mask, *ln_all = ctx.saved_tensors
-        ln, ln_saved = ln_all[:4], ln_all[4:]
-        need = ctx.needs_input_grad
-        # One call: the time loop backwards, then the weight gradients dW_hh and FGR's dW_fgr as single
-        # products over all steps (csrc: weight_grad); the peephole gradient is summed in the loop.
-        empty = acts.new_empty(0)
-        da, dh0, dc0, dw_peep_all, _dhg, *dln, dw_hh, dw_fgr, _, _, _ = extension().backward(
-            dout.contiguous(), dh_n.contiguous(), dc_n.contiguous(), acts, c_all, w_hh.contiguous(), wp, wf,
-            mask, _VARIANT_IDS[ctx.variant.name], ln, ln_saved, h0, out, gates, need[3], ctx.has[1] and need[5],
-            empty, empty, False, False, False,
-        )  # fmt: skip
-        dw_peep = dw_peep_all if ctx.has[0] and need[4] else None
-        dln = dln if ctx.has[2] else [None] * 4
-        return (da, dh0, dc0, dw_hh if need[3] else None, dw_peep, dw_fgr if ctx.has[1] and need[5] else None,
-                *dln, None, None, None)  # fmt: skip
-
-
-class _InputProjection(torch.autograd.Function):
-    """``x W_ih^T + (b_ih + b_hh)`` for all steps at once, ``(T·B, I) -> (T·B, G)``, by the extension's
-    packed GEMM with the bias added as its tiles are stored (about twice MKL's speed at an LSTM layer's
-    sizes, e.g. T·B = 1600, I = 50, G = 200; at I = 1, 12 vs 33 µs for ``F.linear``, which is then a
-    rank-one update written in two passes). Both biases are inputs, so that their sum is no separate
-    autograd node; their gradients are the same column sums."""
-
-    @staticmethod
-    def forward(ctx, x, w_ih, b_ih, b_hh):
-        ctx.save_for_backward(x, w_ih)
-        ctx.has_bias = b_ih is not None
-        return extension().matmul(x, w_ih, True, None if b_ih is None else b_ih + b_hh)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dxg):
-        x, w_ih = ctx.saved_tensors
-        dxg = dxg.contiguous()
-        n = ctx.needs_input_grad
-        dx = dw = db = None
-        if n[0]:  # the packed kernel pads N = I to whole vectors: BLAS for narrow inputs
-            dx = extension().matmul(dxg, w_ih, False, None) if x.shape[1] >= 16 else dxg.mm(w_ih)
-        if n[1]:
-            dw = _tn(dxg, x)  # (G, I)
-        if ctx.has_bias and (n[2] or n[3]):
-            db = dxg.sum(0)
-        return dx, dw, db if n[2] else None, db if n[3] else None
-
-
-class _InputLayerNorm(torch.autograd.Function):
-    """``LN(xw; γ, β) + bias`` over each row of ``xw`` (T·B, G) in one pass of the extension (torch's
-    ``layer_norm`` then a separate bias add cost about 3x at the seed's size), and its backward in one."""
-
-    @staticmethod
-    def forward(ctx, xw, gain, shift, bias):
-        y, stats = extension().input_ln(xw, gain, shift, _or_empty(bias, xw), LN_EPS)
-        ctx.save_for_backward(xw, stats, gain)
-        return y
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy):
-        xw, stats, gain = ctx.saved_tensors
-        dx, dg, db = extension().input_ln_backward(dy.contiguous(), xw, stats, gain)
-        n = ctx.needs_input_grad
-        return dx if n[0] else None, dg if n[1] else None, db if n[2] else None, db if n[3] else None
-
-
-def _input_projection(x: Tensor, w: CellWeights, spec: RNNSpec) -> Tensor:
-    """:func:`lstmkit.core.cells.input_projection` (T, B, I) -> (T, B, G), by the extension's GEMM."""
-    T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
-    if spec.layer_norm:  # LN(W_ih x; γ, β) + b_ih + b_hh
-        bias = None if w.b_ih is None else w.b_ih + w.b_hh  # both biases in one add (cells adds them one by one)
-        xw = _InputProjection.apply(x2, w.w_ih, None, None)  # (T·B, G)
-        if all(t is not None for t in w.ln_ih):  # the extension's one pass: LN, gain, shift and bias
-            return _InputLayerNorm.apply(xw, *w.ln_ih, bias).view(T, B, -1)
-        xg = F.layer_norm(xw, (xw.shape[-1],), *w.ln_ih, eps=LN_EPS)
-        return (xg if bias is None else xg + bias).view(T, B, -1)
-    return _InputProjection.apply(x2, w.w_ih, w.b_ih, w.b_hh).view(T, B, -1)  # (T, B, G)
 
 
 def run_direction(
@@ -341,16 +230,24 @@ def run_direction(
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     G = w.w_hh.shape[0]
     B = x.shape[1]
+    ext, vid, x2 = extension(), _VARIANT_IDS[spec.variant.name], x.reshape(T * B, -1)
     if spec.layer_norm:
-        xg = _input_projection(x, w, spec)  # (T, B, G)
-        out, h_n, c_n = _Recurrence.apply(xg, h0, c0, w.w_hh, w.w_peep, w.w_fgr, *ln, mask, spec.variant, save)
+        # W_ih x, LN(·; γ_ih, β_ih) + b_ih + b_hh (csrc: input_ln), the time loop with LN(W_hh h) and LN(c)
+        norms = [*w.ln_ih, *ln]  # gain and shift of the input, recurrent and cell norms
+        if save:  # one autograd node in C++ (csrc: LayerLNFunction)
+            out, h_n, c_n = ext.layer_ln(
+                x2, w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask, norms, vid, T, LN_EPS
+            )  # fmt: skip
+        else:
+            bias = _or_empty(None if w.b_ih is None else w.b_ih + w.b_hh, x)
+            xg, _stats = ext.input_ln(ext.matmul(x2, w.w_ih, True, None), norms[0], norms[1], bias, LN_EPS)
+            out, h_n, c_n, *_ = ext.forward(
+                xg.view(T, B, -1), h0, c0, w.w_hh.contiguous(), _or_empty(w.w_peep, x), _or_empty(w.w_fgr, x),
+                mask, vid, norms[2:], LN_EPS, False,
+            )  # fmt: skip
     elif save:  # one autograd node in C++ (csrc: LayerFunction): the projection, the time loop, and backward
-        out, h_n, c_n = extension().layer(
-            x.reshape(T * B, -1), w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask,
-            _VARIANT_IDS[spec.variant.name], T,
-        )  # fmt: skip
+        out, h_n, c_n = ext.layer(x2, w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask, vid, T)
     else:  # inference: no autograd node
-        ext, vid = extension(), _VARIANT_IDS[spec.variant.name]
         bias = None if w.b_ih is None else w.b_ih + w.b_hh
         wp, wf = _or_empty(w.w_peep, x), _or_empty(w.w_fgr, x)
         weights = G * (x.shape[2] + w.w_hh.shape[1]) * x.element_size()  # W_ih and W_hh, read every step
@@ -364,7 +261,7 @@ def run_direction(
             # 118 ms).
             out, h_n, c_n, *_ = ext.forward_input(x, w.w_ih, bias, h0, c0, w.w_hh, wp, wf, mask, vid)
         else:
-            xg = ext.matmul(x.reshape(T * B, -1), w.w_ih, True, bias).view(T, B, G)
+            xg = ext.matmul(x2, w.w_ih, True, bias).view(T, B, G)
             out, h_n, c_n, *_ = ext.forward(xg, h0, c0, w.w_hh.contiguous(), wp, wf, mask, vid, [], LN_EPS, False)
     if reverse:
         out = reverse_within_lengths(out, lengths)

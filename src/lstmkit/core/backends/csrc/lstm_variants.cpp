@@ -1625,6 +1625,95 @@ struct LayerFunction : public torch::autograd::Function<LayerFunction> {
   }
 };
 
+// The same for a layer with layer norm: x (T·B, I) -> W_ih x -> LN(·; γ_ih, β_ih) + b_ih + b_hh (input_ln)
+// -> the time loop with LN(W_hh h) and LN(c) -> out, h_n, c_n; backward one lstm_backward call, then
+// input_ln_backward, dx and dW_ih. Inputs after the mask: the six LN tensors (ih, hh, cell: gain, shift).
+// As three Python nodes (projection, input norm, recurrence) it cost ~390 us of Python and autograd per
+// forward+backward of the seed's two layers.
+struct LayerLNFunction : public torch::autograd::Function<LayerLNFunction> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2,
+                                                const at::Tensor& w_ih, const at::Tensor& b_ih, const at::Tensor& b_hh,
+                                                const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+                                                const at::Tensor& w_peep, const at::Tensor& w_fgr, const at::Tensor& mask,
+                                                const at::Tensor& g_ih, const at::Tensor& s_ih, const at::Tensor& g_hh,
+                                                const at::Tensor& s_hh, const at::Tensor& g_c, const at::Tensor& s_c,
+                                                int64_t variant, int64_t T, double eps) {
+    TORCH_CHECK(T > 0 && x2.dim() == 2 && x2.size(0) % T == 0, "lstmkit cpu_fused: layer input shape");
+    c10::optional<at::Tensor> m;
+    if (mask.numel()) m = mask;
+    const at::Tensor xw = matmul(x2, w_ih, true, c10::nullopt);  // (T·B, G)
+    const at::Tensor bias = b_ih.numel() ? b_ih + b_hh : b_ih;
+    auto yn = input_ln(xw, g_ih, s_ih, bias, eps);  // y, stats
+    auto r = lstm_forward(yn[0].view({T, x2.size(0) / T, -1}), h0, c0, w_hh.contiguous(), w_peep, w_fgr, m, variant,
+                          {g_hh, s_hh, g_c, s_c}, eps, true);
+    // r: out, h_n, c_n, acts, c_all, gates, hat_hh, rstd_hh, hat_c, rstd_c
+    ctx->save_for_backward({x2, w_ih, xw, yn[1], g_ih, h0, w_hh, w_peep, w_fgr, r[0], r[3], r[4], r[5], mask, g_hh,
+                            s_hh, g_c, s_c, r[6], r[7], r[8], r[9]});
+    ctx->saved_data["variant"] = variant;
+    ctx->saved_data["bias"] = b_ih.numel() > 0;
+    ctx->saved_data["peep"] = w_peep.numel() > 0;
+    ctx->saved_data["fgr"] = w_fgr.numel() > 0;
+    return {r[0], r[1], r[2]};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
+                "(create_graph=True, double backward); build the layer with backend='reference' for that");
+    const auto s = ctx->get_saved_variables();
+    const at::Tensor &x2 = s[0], &w_ih = s[1], &xw = s[2], &stats = s[3], &g_ih = s[4], &h0 = s[5], &w_hh = s[6];
+    const at::Tensor &wp = s[7], &wf = s[8], &out = s[9], &acts = s[10], &c_all = s[11], &gates = s[12], &mask = s[13];
+    const bool has_bias = ctx->saved_data["bias"].toBool(), has_peep = ctx->saved_data["peep"].toBool(),
+               has_fgr = ctx->saved_data["fgr"].toBool();
+    bool need[16];
+    for (int i = 0; i < 16; ++i) need[i] = ctx->needs_input_grad(i);
+    c10::optional<at::Tensor> m;
+    if (mask.numel()) m = mask;
+    const at::Tensor none = x2.new_empty({0});
+    auto r = lstm_backward(grads[0].contiguous(), grads[1].contiguous(), grads[2].contiguous(), acts, c_all, w_hh, wp,
+                           wf, m, ctx->saved_data["variant"].toInt(), {s[14], s[15], s[16], s[17]},
+                           {s[18], s[19], s[20], s[21]}, h0, out, gates, need[6], has_fgr && need[8], none, none,
+                           false, false, false);
+    // r: dxg, dh0, dc0, dw_peep, dhg, dg_hh, ds_hh, dg_c, ds_c, dw_hh, dw_fgr, (dx, dw_ih, db: not asked)
+    const int64_t G = xw.size(1);
+    auto dn = input_ln_backward(r[0].view({-1, G}), xw, stats, g_ih);  // d(W_ih x), dγ_ih, dβ_ih (= the biases')
+    const at::Tensor& dxw = dn[0];
+    const at::Tensor u;
+    at::Tensor dx, dw_ih;
+    if (need[0]) dx = x2.size(1) < 16 ? dxw.mm(w_ih) : matmul(dxw, w_ih, false, c10::nullopt);
+    if (need[1]) dw_ih = weight_grad(dxw, x2.contiguous(), {{0, G}});
+    return {dx, dw_ih,
+            has_bias && need[2] ? dn[2] : u,
+            has_bias && need[3] ? dn[2] : u,
+            need[4] ? r[1] : u,
+            need[5] ? r[2] : u,
+            need[6] ? r[9] : u,
+            has_peep && need[7] ? r[3] : u,
+            has_fgr && need[8] ? r[10] : u,
+            u,
+            need[10] ? dn[1] : u,
+            need[11] ? dn[2] : u,
+            need[12] ? r[5] : u,
+            need[13] ? r[6] : u,
+            need[14] ? r[7] : u,
+            need[15] ? r[8] : u,
+            u, u, u};
+  }
+};
+
+std::vector<at::Tensor> layer_ln_train(const at::Tensor& x2, const at::Tensor& w_ih,
+                                       const c10::optional<at::Tensor>& b_ih, const c10::optional<at::Tensor>& b_hh,
+                                       const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+                                       const c10::optional<at::Tensor>& w_peep, const c10::optional<at::Tensor>& w_fgr,
+                                       const c10::optional<at::Tensor>& mask, const std::vector<at::Tensor>& ln,
+                                       int64_t variant, int64_t T, double eps) {
+  TORCH_CHECK(ln.size() == 6, "lstmkit cpu_fused: layer norm needs 6 tensors (ih, hh, cell: gain, shift)");
+  const at::Tensor none = x2.new_empty({0});
+  return LayerLNFunction::apply(x2, w_ih, b_ih.value_or(none), b_hh.value_or(none), h0, c0, w_hh,
+                                w_peep.value_or(none), w_fgr.value_or(none), mask.value_or(x2.new_empty({0}, at::kByte)),
+                                ln[0], ln[1], ln[2], ln[3], ln[4], ln[5], variant, T, eps);
+}
+
 std::vector<at::Tensor> layer_train(const at::Tensor& x2, const at::Tensor& w_ih, const c10::optional<at::Tensor>& b_ih,
                                     const c10::optional<at::Tensor>& b_hh, const at::Tensor& h0, const at::Tensor& c0,
                                     const at::Tensor& w_hh, const c10::optional<at::Tensor>& w_peep,
@@ -1640,6 +1729,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward_input", &lstm_forward_input, "inference from the input: the projection inside the time loop");
   m.def("backward", &lstm_backward, "its backward: pre-activation gradients and dh0, dc0");
   m.def("layer", &layer_train, "one layer for training as an autograd node: the projection, the time loop, and backward");
+  m.def("layer_ln", &layer_ln_train, "the same with layer norm (input, recurrent and cell norms)");
   m.def("uses_blas", &uses_blas, "whether the per-step GEMMs call the BLAS directly");
   m.def("matmul_tn", &matmul_tn, "a^T b (some of a's columns), the weight gradients summed over steps",
         py::arg("a"), py::arg("b"), py::arg("cols") = std::vector<int64_t>{});
