@@ -22,9 +22,8 @@ at small batches and long sequences. Here one layer in one direction is:
 Training a layer without layer norm is one autograd node written in C++ (``csrc``: ``LayerFunction``, the
 input projection included; its backward one call for the time loop and every gradient): as a Python
 ``autograd.Function`` the same node cost 35–60 µs more per layer and pass at the seed's size (standard
-cell forward+backward 1.27 → 1.21 ms); with layer norm likewise (``LayerLNFunction``: the projection,
-the input norm in one pass, the recurrence; as three Python nodes it cost ~390 µs more per
-forward+backward of the seed's two layers).
+cell forward+backward 1.27 → 1.21 ms); with layer norm the same node runs the input norm after the
+projection (as three Python nodes it cost ~390 µs more per forward+backward of the seed's two layers).
 
 Stacking, bidirectionality, lengths (reversal within lengths) and dropout between layers are
 :func:`lstmkit.core.reference.run_stack`'s, with :func:`run_direction` below as its per-direction kernel.
@@ -234,8 +233,8 @@ def run_direction(
     if spec.layer_norm:
         # W_ih x, LN(·; γ_ih, β_ih) + b_ih + b_hh (csrc: input_ln), the time loop with LN(W_hh h) and LN(c)
         norms = [*w.ln_ih, *ln]  # gain and shift of the input, recurrent and cell norms
-        if save:  # one autograd node in C++ (csrc: LayerLNFunction)
-            out, h_n, c_n = ext.layer_ln(
+        if save:  # one autograd node in C++ (csrc: LayerFunction)
+            out, h_n, c_n = ext.layer(
                 x2, w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask, norms, vid, T, LN_EPS
             )  # fmt: skip
         else:
@@ -246,7 +245,7 @@ def run_direction(
                 mask, vid, norms[2:], LN_EPS, False,
             )  # fmt: skip
     elif save:  # one autograd node in C++ (csrc: LayerFunction): the projection, the time loop, and backward
-        out, h_n, c_n = ext.layer(x2, w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask, vid, T)
+        out, h_n, c_n = ext.layer(x2, w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask, [], vid, T, LN_EPS)
     else:  # inference: no autograd node
         bias = None if w.b_ih is None else w.b_ih + w.b_hh
         wp, wf = _or_empty(w.w_peep, x), _or_empty(w.w_fgr, x)

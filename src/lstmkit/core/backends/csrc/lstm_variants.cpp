@@ -1561,76 +1561,44 @@ bool uses_blas() { return have_blas<float>() && have_blas<double>(); }
 
 }  // namespace
 
-// One layer and direction without layer norm for training, input projection included, as a C++ autograd
-// node: x (T·B, I), W_ih, b_ih, b_hh, h0, c0, W_hh, W_peep, W_fgr (absent ones undefined), mask ->
-// out (T, B, H), h_n, c_n (an absent weight or mask is an empty tensor: autograd's C++ nodes take no
-// undefined inputs). Backward is one lstm_backward call (the time loop, dW_hh, FGR's dW_fgr, dx, dW_ih
-// and the biases' gradient). The same node as a Python autograd.Function cost 35-60 us more per layer and
-// pass at the seed's size (Function.apply, the Python backward), against ~180-370 us of kernel time.
-struct LayerFunction : public torch::autograd::Function<LayerFunction> {
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2,
-                                                const at::Tensor& w_ih, const at::Tensor& b_ih, const at::Tensor& b_hh,
-                                                const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
-                                                const at::Tensor& w_peep, const at::Tensor& w_fgr, const at::Tensor& mask,
-                                                int64_t variant, int64_t T) {
-    TORCH_CHECK(T > 0 && x2.dim() == 2 && x2.size(0) % T == 0, "lstmkit cpu_fused: layer input shape");
-    c10::optional<at::Tensor> bias, m;
-    if (b_ih.numel()) bias = b_ih + b_hh;
-    if (mask.numel()) m = mask;
-    const at::Tensor& wp = w_peep;
-    const at::Tensor& wf = w_fgr;
-    const at::Tensor xg = matmul(x2, w_ih, true, bias).view({T, x2.size(0) / T, -1});
-    auto r = lstm_forward(xg, h0, c0, w_hh.contiguous(), wp, wf, m, variant, {}, 1e-5, true);
-    // r: out, h_n, c_n, acts, c_all, gates, (layer norm's, empty)
-    ctx->save_for_backward({x2, w_ih, h0, w_hh, wp, wf, r[0], r[3], r[4], r[5], mask});
-    ctx->saved_data["variant"] = variant;
-    ctx->saved_data["bias"] = b_ih.numel() > 0;
-    ctx->saved_data["peep"] = w_peep.numel() > 0;
-    ctx->saved_data["fgr"] = w_fgr.numel() > 0;
-    return {r[0], r[1], r[2]};
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    // The backward is raw kernels, differentiable once: with create_graph its results would silently carry
-    // no second derivative, so it says so instead.
-    TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
-                "(create_graph=True, double backward); build the layer with backend='native' (standard cell) "
-                "or backend='reference'");
-    const auto s = ctx->get_saved_variables();
-    const at::Tensor &x2 = s[0], &w_ih = s[1], &h0 = s[2], &w_hh = s[3], &wp = s[4], &wf = s[5], &out = s[6];
-    const at::Tensor &acts = s[7], &c_all = s[8], &gates = s[9], &mask = s[10];
-    const bool has_bias = ctx->saved_data["bias"].toBool(), has_peep = ctx->saved_data["peep"].toBool(),
-               has_fgr = ctx->saved_data["fgr"].toBool();
-    bool need[9];
-    for (int i = 0; i < 9; ++i) need[i] = ctx->needs_input_grad(i);
-    const bool need_db = has_bias && (need[2] || need[3]);
-    c10::optional<at::Tensor> m;
-    if (mask.numel()) m = mask;
-    auto r = lstm_backward(grads[0].contiguous(), grads[1].contiguous(), grads[2].contiguous(), acts, c_all, w_hh, wp, wf,
-                           m, ctx->saved_data["variant"].toInt(), {}, {}, h0, out, gates, need[6], has_fgr && need[8],
-                           x2, w_ih, need[0], need[1], need_db);
-    // r: da, dh0, dc0, dw_peep, dhg, 4 x layer norm, dw_hh, dw_fgr, dx, dw_ih, db
-    const at::Tensor u;
-    return {need[0] ? r[11] : u,
-            need[1] ? r[12] : u,
-            need_db && need[2] ? r[13] : u,
-            need_db && need[3] ? r[13] : u,
-            need[4] ? r[1] : u,
-            need[5] ? r[2] : u,
-            need[6] ? r[9] : u,
-            has_peep && need[7] ? r[3] : u,
-            has_fgr && need[8] ? r[10] : u,
-            u, u, u};
-  }
+// What the two layer nodes below keep besides tensors (an absent weight or mask is an empty tensor:
+// autograd's C++ nodes take no undefined inputs), and the check their backward starts with.
+struct LayerKind {
+  int64_t variant;
+  bool bias, peep, fgr;
 };
 
-// The same for a layer with layer norm: x (T·B, I) -> W_ih x -> LN(·; γ_ih, β_ih) + b_ih + b_hh (input_ln)
-// -> the time loop with LN(W_hh h) and LN(c) -> out, h_n, c_n; backward one lstm_backward call, then
-// input_ln_backward, dx and dW_ih. Inputs after the mask: the six LN tensors (ih, hh, cell: gain, shift).
-// As three Python nodes (projection, input norm, recurrence) it cost ~390 us of Python and autograd per
-// forward+backward of the seed's two layers.
-struct LayerLNFunction : public torch::autograd::Function<LayerLNFunction> {
+void save_kind(torch::autograd::AutogradContext* ctx, int64_t variant, const at::Tensor& b_ih, const at::Tensor& w_peep,
+               const at::Tensor& w_fgr) {
+  ctx->saved_data["variant"] = variant;
+  ctx->saved_data["bias"] = b_ih.numel() > 0;
+  ctx->saved_data["peep"] = w_peep.numel() > 0;
+  ctx->saved_data["fgr"] = w_fgr.numel() > 0;
+}
+
+LayerKind load_kind(torch::autograd::AutogradContext* ctx) {
+  // The backward is raw kernels, differentiable once: with create_graph its results would silently carry no
+  // second derivative, so it says so instead.
+  TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
+              "(create_graph=True, double backward); build the layer with backend='native' (standard cell "
+              "without layer norm) or backend='reference'");
+  return {ctx->saved_data["variant"].toInt(), ctx->saved_data["bias"].toBool(), ctx->saved_data["peep"].toBool(),
+          ctx->saved_data["fgr"].toBool()};
+}
+
+c10::optional<at::Tensor> present(const at::Tensor& t) {
+  return t.numel() ? c10::optional<at::Tensor>(t) : c10::nullopt;
+}
+
+// One layer and direction for training, input projection included, as a C++ autograd node: x (T·B, I),
+// W_ih, b_ih, b_hh, h0, c0, W_hh, W_peep, W_fgr, mask, and with layer norm the six gains and shifts (input,
+// recurrent, cell) -> out (T, B, H), h_n, c_n. Forward: the projection (with layer norm: W_ih x, then
+// LN(·; γ_ih, β_ih) + b_ih + b_hh in one pass, input_ln) and the time loop; backward: one lstm_backward call
+// (the time loop, dW_hh, FGR's dW_fgr; without layer norm also dx, dW_ih and the biases'), with layer norm
+// then input_ln_backward, dx and dW_ih. As Python autograd.Functions (one per layer, three with layer norm)
+// the same cost 35-60 us more per layer and pass at the seed's size, ~390 us per forward+backward of its
+// two layers with layer norm.
+struct LayerFunction : public torch::autograd::Function<LayerFunction> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2,
                                                 const at::Tensor& w_ih, const at::Tensor& b_ih, const at::Tensor& b_hh,
                                                 const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
@@ -1639,89 +1607,92 @@ struct LayerLNFunction : public torch::autograd::Function<LayerLNFunction> {
                                                 const at::Tensor& s_hh, const at::Tensor& g_c, const at::Tensor& s_c,
                                                 int64_t variant, int64_t T, double eps) {
     TORCH_CHECK(T > 0 && x2.dim() == 2 && x2.size(0) % T == 0, "lstmkit cpu_fused: layer input shape");
-    c10::optional<at::Tensor> m;
-    if (mask.numel()) m = mask;
-    const at::Tensor xw = matmul(x2, w_ih, true, c10::nullopt);  // (T·B, G)
-    const at::Tensor bias = b_ih.numel() ? b_ih + b_hh : b_ih;
-    auto yn = input_ln(xw, g_ih, s_ih, bias, eps);  // y, stats
-    auto r = lstm_forward(yn[0].view({T, x2.size(0) / T, -1}), h0, c0, w_hh.contiguous(), w_peep, w_fgr, m, variant,
-                          {g_hh, s_hh, g_c, s_c}, eps, true);
-    // r: out, h_n, c_n, acts, c_all, gates, hat_hh, rstd_hh, hat_c, rstd_c
-    ctx->save_for_backward({x2, w_ih, xw, yn[1], g_ih, h0, w_hh, w_peep, w_fgr, r[0], r[3], r[4], r[5], mask, g_hh,
-                            s_hh, g_c, s_c, r[6], r[7], r[8], r[9]});
-    ctx->saved_data["variant"] = variant;
-    ctx->saved_data["bias"] = b_ih.numel() > 0;
-    ctx->saved_data["peep"] = w_peep.numel() > 0;
-    ctx->saved_data["fgr"] = w_fgr.numel() > 0;
+    const bool ln = g_ih.numel() > 0;
+    const int64_t B = x2.size(0) / T;
+    at::Tensor xw, xg, stats;
+    if (ln) {
+      xw = matmul(x2, w_ih, true, c10::nullopt);  // (T·B, G)
+      auto yn = input_ln(xw, g_ih, s_ih, b_ih.numel() ? b_ih + b_hh : b_ih, eps);
+      xg = yn[0].view({T, B, -1});
+      stats = yn[1];
+    } else {
+      xg = matmul(x2, w_ih, true, b_ih.numel() ? c10::optional<at::Tensor>(b_ih + b_hh) : c10::nullopt).view({T, B, -1});
+    }
+    std::vector<at::Tensor> norms;
+    if (ln) norms = {g_hh, s_hh, g_c, s_c};
+    auto r = lstm_forward(xg, h0, c0, w_hh.contiguous(), w_peep, w_fgr, present(mask), variant, norms, eps, true);
+    // r: out, h_n, c_n, acts, c_all, gates, and with layer norm hat_hh, rstd_hh, hat_c, rstd_c
+    std::vector<at::Tensor> keep = {x2, w_ih, h0, w_hh, w_peep, w_fgr, r[0], r[3], r[4], r[5], mask};
+    if (ln) keep.insert(keep.end(), {xw, stats, g_ih, g_hh, s_hh, g_c, s_c, r[6], r[7], r[8], r[9]});
+    ctx->save_for_backward(keep);
+    save_kind(ctx, variant, b_ih, w_peep, w_fgr);
     return {r[0], r[1], r[2]};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
-                "(create_graph=True, double backward); build the layer with backend='reference' for that");
+    const LayerKind k = load_kind(ctx);
     const auto s = ctx->get_saved_variables();
-    const at::Tensor &x2 = s[0], &w_ih = s[1], &xw = s[2], &stats = s[3], &g_ih = s[4], &h0 = s[5], &w_hh = s[6];
-    const at::Tensor &wp = s[7], &wf = s[8], &out = s[9], &acts = s[10], &c_all = s[11], &gates = s[12], &mask = s[13];
-    const bool has_bias = ctx->saved_data["bias"].toBool(), has_peep = ctx->saved_data["peep"].toBool(),
-               has_fgr = ctx->saved_data["fgr"].toBool();
+    const at::Tensor &x2 = s[0], &w_ih = s[1], &h0 = s[2], &w_hh = s[3], &wp = s[4], &wf = s[5], &out = s[6];
+    const at::Tensor &acts = s[7], &c_all = s[8], &gates = s[9], &mask = s[10];
+    const bool ln = s.size() > 11;
     bool need[16];
     for (int i = 0; i < 16; ++i) need[i] = ctx->needs_input_grad(i);
-    c10::optional<at::Tensor> m;
-    if (mask.numel()) m = mask;
-    const at::Tensor none = x2.new_empty({0});
-    auto r = lstm_backward(grads[0].contiguous(), grads[1].contiguous(), grads[2].contiguous(), acts, c_all, w_hh, wp,
-                           wf, m, ctx->saved_data["variant"].toInt(), {s[14], s[15], s[16], s[17]},
-                           {s[18], s[19], s[20], s[21]}, h0, out, gates, need[6], has_fgr && need[8], none, none,
-                           false, false, false);
-    // r: dxg, dh0, dc0, dw_peep, dhg, dg_hh, ds_hh, dg_c, ds_c, dw_hh, dw_fgr, (dx, dw_ih, db: not asked)
-    const int64_t G = xw.size(1);
-    auto dn = input_ln_backward(r[0].view({-1, G}), xw, stats, g_ih);  // d(W_ih x), dγ_ih, dβ_ih (= the biases')
-    const at::Tensor& dxw = dn[0];
-    const at::Tensor u;
-    at::Tensor dx, dw_ih;
-    if (need[0]) dx = x2.size(1) < 16 ? dxw.mm(w_ih) : matmul(dxw, w_ih, false, c10::nullopt);
-    if (need[1]) dw_ih = weight_grad(dxw, x2.contiguous(), {{0, G}});
-    return {dx, dw_ih,
-            has_bias && need[2] ? dn[2] : u,
-            has_bias && need[3] ? dn[2] : u,
+    const bool need_db = k.bias && (need[2] || need[3]);
+    const at::Tensor u, none = x2.new_empty({0});
+    std::vector<at::Tensor> norms, saved;
+    if (ln) {
+      norms = {s[14], s[15], s[16], s[17]};
+      saved = {s[18], s[19], s[20], s[21]};
+    }
+    // Without layer norm dx, dW_ih and the biases' gradient come from the same call (from dA); with it,
+    // from the gradient of W_ih x through the input norm, below.
+    auto r = lstm_backward(grads[0].contiguous(), grads[1].contiguous(), grads[2].contiguous(), acts, c_all, w_hh, wp, wf,
+                           present(mask), k.variant, norms, saved, h0, out, gates, need[6], k.fgr && need[8],
+                           ln ? none : x2, w_ih, !ln && need[0], !ln && need[1], !ln && need_db);
+    // r: dxg, dh0, dc0, dw_peep, dhg, dg_hh, ds_hh, dg_c, ds_c (layer norm), dw_hh, dw_fgr, dx, dw_ih, db
+    at::Tensor dx = r[11], dw_ih = r[12], db = r[13], dg_ih, ds_ih;
+    if (ln) {
+      const int64_t G = s[11].size(1);
+      auto dn = input_ln_backward(r[0].view({-1, G}), s[11], s[12], s[13]);  // d(W_ih x), dγ_ih, dβ_ih
+      if (need[0]) dx = x2.size(1) < 16 ? dn[0].mm(w_ih) : matmul(dn[0], w_ih, false, c10::nullopt);
+      if (need[1]) dw_ih = weight_grad(dn[0], x2.contiguous(), {{0, G}});
+      dg_ih = dn[1];
+      ds_ih = db = dn[2];  // the biases are added after the norm: their gradient is its shift's
+    }
+    return {need[0] ? dx : u,
+            need[1] ? dw_ih : u,
+            need_db && need[2] ? db : u,
+            need_db && need[3] ? db : u,
             need[4] ? r[1] : u,
             need[5] ? r[2] : u,
             need[6] ? r[9] : u,
-            has_peep && need[7] ? r[3] : u,
-            has_fgr && need[8] ? r[10] : u,
+            k.peep && need[7] ? r[3] : u,
+            k.fgr && need[8] ? r[10] : u,
             u,
-            need[10] ? dn[1] : u,
-            need[11] ? dn[2] : u,
-            need[12] ? r[5] : u,
-            need[13] ? r[6] : u,
-            need[14] ? r[7] : u,
-            need[15] ? r[8] : u,
+            ln && need[10] ? dg_ih : u,
+            ln && need[11] ? ds_ih : u,
+            ln && need[12] ? r[5] : u,
+            ln && need[13] ? r[6] : u,
+            ln && need[14] ? r[7] : u,
+            ln && need[15] ? r[8] : u,
             u, u, u};
   }
 };
 
-std::vector<at::Tensor> layer_ln_train(const at::Tensor& x2, const at::Tensor& w_ih,
-                                       const c10::optional<at::Tensor>& b_ih, const c10::optional<at::Tensor>& b_hh,
-                                       const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
-                                       const c10::optional<at::Tensor>& w_peep, const c10::optional<at::Tensor>& w_fgr,
-                                       const c10::optional<at::Tensor>& mask, const std::vector<at::Tensor>& ln,
-                                       int64_t variant, int64_t T, double eps) {
-  TORCH_CHECK(ln.size() == 6, "lstmkit cpu_fused: layer norm needs 6 tensors (ih, hh, cell: gain, shift)");
-  const at::Tensor none = x2.new_empty({0});
-  return LayerLNFunction::apply(x2, w_ih, b_ih.value_or(none), b_hh.value_or(none), h0, c0, w_hh,
-                                w_peep.value_or(none), w_fgr.value_or(none), mask.value_or(x2.new_empty({0}, at::kByte)),
-                                ln[0], ln[1], ln[2], ln[3], ln[4], ln[5], variant, T, eps);
-}
-
+// The node's entry: absent weights, mask and (without layer norm) norms as empty tensors.
 std::vector<at::Tensor> layer_train(const at::Tensor& x2, const at::Tensor& w_ih, const c10::optional<at::Tensor>& b_ih,
                                     const c10::optional<at::Tensor>& b_hh, const at::Tensor& h0, const at::Tensor& c0,
                                     const at::Tensor& w_hh, const c10::optional<at::Tensor>& w_peep,
                                     const c10::optional<at::Tensor>& w_fgr, const c10::optional<at::Tensor>& mask,
-                                    int64_t variant, int64_t T) {
+                                    const std::vector<at::Tensor>& ln, int64_t variant, int64_t T, double eps) {
+  TORCH_CHECK(ln.empty() || ln.size() == 6, "lstmkit cpu_fused: layer norm needs 6 tensors (ih, hh, cell: gain, "
+              "shift)");
   const at::Tensor none = x2.new_empty({0});
+  auto norm = [&](size_t i) { return ln.empty() ? none : ln[i]; };
   return LayerFunction::apply(x2, w_ih, b_ih.value_or(none), b_hh.value_or(none), h0, c0, w_hh, w_peep.value_or(none),
-                              w_fgr.value_or(none), mask.value_or(x2.new_empty({0}, at::kByte)), variant, T);
+                              w_fgr.value_or(none), mask.value_or(x2.new_empty({0}, at::kByte)), norm(0), norm(1),
+                              norm(2), norm(3), norm(4), norm(5), variant, T, eps);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -1729,7 +1700,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward_input", &lstm_forward_input, "inference from the input: the projection inside the time loop");
   m.def("backward", &lstm_backward, "its backward: pre-activation gradients and dh0, dc0");
   m.def("layer", &layer_train, "one layer for training as an autograd node: the projection, the time loop, and backward");
-  m.def("layer_ln", &layer_ln_train, "the same with layer norm (input, recurrent and cell norms)");
   m.def("uses_blas", &uses_blas, "whether the per-step GEMMs call the BLAS directly");
   m.def("matmul_tn", &matmul_tn, "a^T b (some of a's columns), the weight gradients summed over steps",
         py::arg("a"), py::arg("b"), py::arg("cols") = std::vector<int64_t>{});
