@@ -116,6 +116,27 @@ def test_bidirectional_two_layers_with_lengths_matches_reference(variant, dtype)
     run_both(ref, fused, x, state(2, 2, 3, 5, dtype), lengths, dtype=dtype)
 
 
+@pytest.mark.parametrize("frozen", ["weight_hh_l0", "weight_fgr_l0", None])
+def test_fgr_weight_gradients_with_either_frozen_match_reference(frozen):
+    """FGR's dW_hh and dW_fgr come from one product over [h_{t-1} | [i;f;o]_{t-1}] when both are wanted,
+    from separate ones when one weight is frozen: every wanted gradient against the reference (B = 40,
+    T = 30: the sum over T·B = 1200 rows splits between two threads)."""
+    ref, fused = pair("fgr", torch.float64, I=3, H=20)
+    x = torch.randn(30, 40, 3, dtype=torch.float64)
+    grads = []
+    for layer in (ref, fused):
+        params = dict(layer.named_parameters())
+        if frozen:
+            params.pop(frozen).requires_grad_(False)
+        with intra_op_threads(2):
+            out, (h_n, c_n) = layer(x)
+            g = torch.Generator().manual_seed(3)
+            loss = (out * torch.randn(out.shape, generator=g, dtype=torch.float64)).sum() + h_n.sum()
+            grads.append(dict(zip(params, torch.autograd.grad(loss, list(params.values())))))
+    for name, want in grads[0].items():
+        close(grads[1][name], want, torch.float64, name)
+
+
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_double_backward_is_refused_with_a_clear_error(layer_norm):
     """The backward is raw kernels, differentiable once: asking for a graph of the gradient (a gradient
