@@ -1362,8 +1362,8 @@ std::pair<at::Tensor, at::Tensor> narrow_input_grads(const at::Tensor& da, const
 
 // A weight gradient a[:, cols]^T b summed over all steps (cols: a's column ranges): the packed kernel
 // (measured about twice MKL's speed from K = 1600, M = 200, N = 50 to K = 25600, M = 512, N = 128). b
-// narrower than 16 columns (H < 16) would be padded to a whole vector: then (b^T a[:, cols])^T, as the
-// Python side's _tn does for W_ih (MKL's a^T b is slow there), and one column by the BLAS.
+// narrower than 16 columns (H < 16, or W_ih's gradient for a few input features) would be padded to a
+// whole vector: then (b^T a[:, cols])^T (MKL's a^T b is slow there), and one column by the BLAS.
 at::Tensor weight_grad(const at::Tensor& a, const at::Tensor& b, const std::vector<ColRange>& cols) {
   auto tn = [](const at::Tensor& x, const at::Tensor& y, const std::vector<ColRange>& c) {
     return x.scalar_type() == at::kFloat ? matmul_tn_impl<float>(x, y, c) : matmul_tn_impl<double>(x, y, c);
