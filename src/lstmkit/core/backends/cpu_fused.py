@@ -230,27 +230,21 @@ def run_direction(
     G = w.w_hh.shape[0]
     B = x.shape[1]
     ext, vid, x2 = extension(), _VARIANT_IDS[spec.variant.name], x.reshape(T * B, -1)
-    if spec.layer_norm:
-        # W_ih x, LN(·; γ_ih, β_ih) + b_ih + b_hh (csrc: input_ln), the time loop with LN(W_hh h) and LN(c)
-        norms = [*w.ln_ih, *ln]  # gain and shift of the input, recurrent and cell norms
-        if save:  # one autograd node in C++ (csrc: LayerFunction)
-            out, h_n, c_n = ext.layer(
-                x2, w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask, norms, vid, T, LN_EPS
-            )  # fmt: skip
-        else:
-            bias = _or_empty(None if w.b_ih is None else w.b_ih + w.b_hh, x)
-            xg, _stats = ext.input_ln(ext.matmul(x2, w.w_ih, True, None), norms[0], norms[1], bias, LN_EPS)
-            out, h_n, c_n, *_ = ext.forward(
-                xg.view(T, B, -1), h0, c0, w.w_hh.contiguous(), _or_empty(w.w_peep, x), _or_empty(w.w_fgr, x),
-                mask, vid, norms[2:], LN_EPS, False,
-            )  # fmt: skip
-    elif save:  # one autograd node in C++ (csrc: LayerFunction): the projection, the time loop, and backward
-        out, h_n, c_n = ext.layer(x2, w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask, [], vid, T, LN_EPS)
+    # with layer norm: W_ih x, LN(·; γ_ih, β_ih) + b_ih + b_hh (csrc: input_ln), then the time loop with
+    # LN(W_hh h) and LN(c); norms: the gain and shift of the input, recurrent and cell norms
+    norms = [*w.ln_ih, *ln] if spec.layer_norm else []
+    if save:  # one autograd node in C++ (csrc: LayerFunction): the projection, the time loop, and backward
+        out, h_n, c_n = ext.layer(x2, w.w_ih, w.b_ih, w.b_hh, h0, c0, w.w_hh, w.w_peep, w.w_fgr, mask, norms, vid, T, LN_EPS)
     else:  # inference: no autograd node
         bias = None if w.b_ih is None else w.b_ih + w.b_hh
         wp, wf = _or_empty(w.w_peep, x), _or_empty(w.w_fgr, x)
         weights = G * (x.shape[2] + w.w_hh.shape[1]) * x.element_size()  # W_ih and W_hh, read every step
-        if weights <= 4 << 20 and (B >= 16 or T * B * G * x.element_size() >= 32 << 20):
+        if spec.layer_norm:
+            xg, _stats = ext.input_ln(ext.matmul(x2, w.w_ih, True, None), norms[0], norms[1], _or_empty(bias, x), LN_EPS)
+            out, h_n, c_n, *_ = ext.forward(
+                xg.view(T, B, G), h0, c0, w.w_hh.contiguous(), wp, wf, mask, vid, norms[2:], LN_EPS, False
+            )  # fmt: skip
+        elif weights <= 4 << 20 and (B >= 16 or T * B * G * x.element_size() >= 32 << 20):
             # The input projection inside the time loop (csrc: InputStep), no (T, B, G) tensor (B256 T100
             # H128, 52 MB: forward 21 -> 17 ms, torch 21; B16 T1024 H256: 64 -> 48 ms, torch 62). Measured
             # no slower from B = 16 (each thread's step product has 8 rows or more); below, the per-step

@@ -115,20 +115,26 @@ struct Packed {
   int64_t K = 0, N = 0, Np = 0;
 };
 
-// Pack a row-major (K, N) matrix given as src with strides (sk, sn): (G, H) W_hh read as W^T, say.
+// A packed (K, N) matrix's row stride: N rounded up to whole vectors, and an odd number of cache lines:
+// the micro-kernel walks down a column of tiles (one row of the panel per k), and with a row of 4 KB
+// (N = 1024: an LSTM's G at H = 256) every k landed in the same cache sets, so a 1 MB W used a fraction
+// of L1 and L2 (measured: G = 4H at H = 256 ran at 1.9x torch while G = 3H ran at 0.95x).
 template <typename T>
-Packed<T> pack(const T* src, int64_t K, int64_t N, int64_t sk, int64_t sn) {
+Packed<T> packed_shape(int64_t K, int64_t N) {
   constexpr int64_t W = 64 / sizeof(T);
   Packed<T> p;
   p.K = K;
   p.N = N;
   p.Np = (N + W - 1) / W * W;
-  // An odd number of cache lines per row: the micro-kernel walks down a column of tiles (one row of
-  // the panel per k), and with a row of 4 KB (N = 1024: an LSTM's G at H = 256) every k landed in the
-  // same cache sets, so a 1 MB W used a fraction of L1 and L2 (measured: G = 4H at H = 256 ran at
-  // 1.9x torch while G = 3H ran at 0.95x).
   if ((p.Np / W) % 2 == 0) p.Np += W;
   p.data.assign(K * p.Np, T(0));
+  return p;
+}
+
+// Pack a row-major (K, N) matrix given as src with strides (sk, sn): (G, H) W_hh read as W^T, say.
+template <typename T>
+Packed<T> pack(const T* src, int64_t K, int64_t N, int64_t sk, int64_t sn) {
+  Packed<T> p = packed_shape<T>(K, N);
   for (int64_t k = 0; k < K; ++k)
     for (int64_t n = 0; n < N; ++n) p.data[k * p.Np + n] = src[k * sk + n * sn];
   return p;
@@ -1236,13 +1242,14 @@ void tn_rows(int64_t k0, int64_t k1, const std::vector<ColRange>& cols, int64_t 
 // C (M, N) = the sum over k < K of rows(k0, k1, C_part), rows adding its range of k into C_part (writing
 // it on its first block): with several threads each sums its own range of K into a partial, then the
 // partials are added. Splitting M instead left each thread packing all of b and only a few 12-row tiles to
-// share (M = 3H or 4H). The first range sums straight into C. zero: C starts at zero (rows may leave some
-// of it unwritten).
+// share (M = 3H or 4H). The first range sums straight into C. zero: C starts at zero (rows may add into
+// it, or leave some of it unwritten). Threads only from min_work multiply-adds and min_k rows each.
 template <typename T, typename Rows>
-at::Tensor sum_over_k(int64_t K, int64_t M, int64_t N, const at::TensorOptions& opts, bool zero, Rows rows) {
+at::Tensor sum_over_k(int64_t K, int64_t M, int64_t N, const at::TensorOptions& opts, bool zero, Rows rows,
+                      int64_t min_k = 256, int64_t min_work = (int64_t)1 << 22) {
   auto out = zero ? at::zeros({M, N}, opts) : at::empty({M, N}, opts);
-  const int64_t threads = std::min<int64_t>(at::get_num_threads(), K / 256);
-  if (threads < 2 || M * K * N < ((int64_t)1 << 22)) {
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), K / min_k);
+  if (threads < 2 || M * K * N < min_work) {
     if (K == 0) return out.zero_();
     rows(0, K, out.data_ptr<T>());
     return out;
@@ -1277,16 +1284,10 @@ at::Tensor matmul_tn_impl(const at::Tensor& a, const at::Tensor& b, const std::v
 template <typename T>
 void fgr_grads_rows(int64_t k0, int64_t k1, const T* da, int64_t G, const T* h0, const T* out, const T* gates,
                     int64_t B, int64_t H, const Layout& L, T* C) {
-  constexpr int64_t W = 64 / sizeof(T);
   const int64_t N = 4 * H;
   for (int64_t kb = k0; kb < k1; kb += kTnBlock) {
     const int64_t kn = std::min(kTnBlock, k1 - kb);
-    Packed<T> P;
-    P.K = kn;
-    P.N = N;
-    P.Np = (N + W - 1) / W * W;
-    if ((P.Np / W) % 2 == 0) P.Np += W;  // as pack(): an odd number of cache lines per row
-    P.data.assign(kn * P.Np, T(0));
+    Packed<T> P = packed_shape<T>(kn, N);
     for (int64_t k = 0; k < kn; ++k) {
       const int64_t row = kb + k, t = row / B, b = row % B;
       std::memcpy(P.data.data() + k * P.Np, t == 0 ? h0 + b * H : out + (row - B) * H, H * sizeof(T));
@@ -1338,25 +1339,19 @@ void narrow_rows(const T* da, const T* x, int64_t k0, int64_t k1, int64_t G, int
   }
 }
 
-// (dW_ih (G, I), db (G,)) from dA (K, G) and x (K, I), both contiguous; the rows split between threads.
+// (dW_ih (G, I), db (G,)) from dA (K, G) and x (K, I), both contiguous; the rows split between threads
+// from 2^18 multiply-adds, 64 rows each.
 std::pair<at::Tensor, at::Tensor> narrow_input_grads(const at::Tensor& da, const at::Tensor& x) {
   const int64_t K = da.size(0), G = da.size(1), I = x.size(1);
-  const int64_t threads = K * G * (I + 1) >= ((int64_t)1 << 18) ? std::min<int64_t>(at::get_num_threads(), K / 64) : 1;
-  auto acc = at::zeros({std::max<int64_t>(threads, 1), I + 1, G}, da.options());
+  at::Tensor total;  // (I + 1, G)
   AT_DISPATCH_FLOATING_TYPES(da.scalar_type(), "narrow_input_grads", [&] {
     const scalar_t* dp = da.data_ptr<scalar_t>();
     const scalar_t* xp = x.data_ptr<scalar_t>();
-    scalar_t* ap = acc.data_ptr<scalar_t>();
-    if (threads < 2) {
-      narrow_rows<scalar_t>(dp, xp, 0, K, G, I, ap);
-    } else {
-      at::parallel_for(0, threads, 1, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c)
-          narrow_rows<scalar_t>(dp, xp, K * c / threads, K * (c + 1) / threads, G, I, ap + c * (I + 1) * G);
-      });
-    }
+    total = sum_over_k<scalar_t>(
+        K, I + 1, G, da.options(), /*zero=*/true,
+        [&](int64_t k0, int64_t k1, scalar_t* acc) { narrow_rows<scalar_t>(dp, xp, k0, k1, G, I, acc); }, 64,
+        (int64_t)1 << 18);
   });
-  auto total = threads < 2 ? acc[0] : acc.sum(0);  // (I + 1, G)
   return {total.narrow(0, 0, I).t().contiguous(), total[I]};
 }
 
