@@ -116,25 +116,93 @@ def test_bidirectional_two_layers_with_lengths_matches_reference(variant, dtype)
     run_both(ref, fused, x, state(2, 2, 3, 5, dtype), lengths, dtype=dtype)
 
 
-@pytest.mark.parametrize("frozen", ["weight_hh_l0", "weight_fgr_l0", None])
-def test_fgr_weight_gradients_with_either_frozen_match_reference(frozen):
-    """FGR's dW_hh and dW_fgr come from one product over [h_{t-1} | [i;f;o]_{t-1}] when both are wanted,
-    from separate ones when one weight is frozen: every wanted gradient against the reference (B = 40,
-    T = 30: the sum over T·B = 1200 rows splits between two threads)."""
-    ref, fused = pair("fgr", torch.float64, I=3, H=20)
-    x = torch.randn(30, 40, 3, dtype=torch.float64)
+FROZEN = {
+    "none": (),
+    "w_hh": ("weight_hh_l0",),
+    "w_ih": ("weight_ih_l0",),
+    "biases": ("bias_ih_l0", "bias_hh_l0"),
+    "w_fgr": ("weight_fgr_l0",),
+    "w_hh+w_fgr": ("weight_hh_l0", "weight_fgr_l0"),
+    "all but w_fgr": ("weight_hh_l0", "weight_ih_l0", "bias_ih_l0", "bias_hh_l0"),
+}
+
+
+@pytest.mark.parametrize("I", [3, 8, 20])
+@pytest.mark.parametrize(
+    ("variant", "frozen"),
+    [("fgr", f) for f in FROZEN] + [("standard", f) for f in FROZEN if "fgr" not in f],
+)
+def test_weight_gradients_with_any_weights_frozen_match_reference(variant, frozen, I):
+    """A layer's weight gradients come from one product over [h_{t-1} | x | 1 | [i;f;o]_{t-1}] whose
+    columns are those of the wanted gradients (a frozen weight drops its own; x and the 1 only where they
+    save vectors, else their own product and a column sum): every wanted gradient, and the input's,
+    against the reference. float64, H = 20 (3 vectors of 8): I = 3 joins, with the 1; I = 8 does not; I =
+    20 joins, without the 1. B = 40, T = 30: the sum over T·B = 1200 rows splits between two threads."""
+    ref, fused = pair(variant, torch.float64, I=I, H=20)
+    x = torch.randn(30, 40, I, dtype=torch.float64)
     grads = []
     for layer in (ref, fused):
         params = dict(layer.named_parameters())
-        if frozen:
-            params.pop(frozen).requires_grad_(False)
+        for name in FROZEN[frozen]:
+            params.pop(name).requires_grad_(False)
+        xi = x.clone().requires_grad_(True)
         with intra_op_threads(2):
-            out, (h_n, c_n) = layer(x)
+            out, (h_n, c_n) = layer(xi)
             g = torch.Generator().manual_seed(3)
             loss = (out * torch.randn(out.shape, generator=g, dtype=torch.float64)).sum() + h_n.sum()
-            grads.append(dict(zip(params, torch.autograd.grad(loss, list(params.values())))))
+            got = torch.autograd.grad(loss, [xi, *params.values()])
+        grads.append(dict(zip(["x", *params], got)))
+    assert set(grads[1]) == set(grads[0])
     for name, want in grads[0].items():
         close(grads[1][name], want, torch.float64, name)
+
+
+def _fgr_call_args(T=5, B=3, H=4, I=2):
+    g = torch.Generator().manual_seed(0)
+    r = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
+    return {
+        "xg": r(T, B, 4 * H), "h0": r(B, H), "c0": r(B, H), "w_hh": r(4 * H, H), "w_peep": r(3, H),
+        "w_fgr": r(3 * H, 3 * H), "x": r(T, B, I), "w_ih": r(4 * H, I),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("entry", "change", "message"),
+    [
+        ("forward", {"w_peep": torch.empty(0)}, "the peephole weights must be"),
+        ("forward", {"w_fgr": torch.empty(0)}, "W_fgr must be"),
+        ("forward", {"h0": torch.zeros(2, 4)}, "h0 must be"),
+        ("forward", {"c0": torch.zeros(3, 4, dtype=torch.float64)}, "c0 must be"),
+        ("forward", {"xg": torch.zeros(5, 3, 15)}, "xg must be"),
+        ("forward", {"w_hh": torch.zeros(12, 4)}, "W_hh must be"),
+        ("forward_input", {"w_ih": torch.zeros(16, 3)}, "W_ih must be"),
+        ("forward_input", {"w_fgr": torch.zeros(4, 4)}, "W_fgr must be"),
+        ("backward", {"c_all": torch.zeros(5, 3, 4)}, "the saved cell states must be"),
+        ("backward", {"gates": torch.zeros(5, 3, 12)}, "FGR's gate history"),
+    ],
+)
+def test_the_kernels_refuse_tensors_of_the_wrong_shape(entry, change, message):
+    """The extension reads raw pointers: a tensor of the wrong shape or dtype passed to any entry point
+    is a RuntimeError naming it (a missing peephole matrix for FGR used to crash the process)."""
+    ext = cpu_fused.extension()
+    a = _fgr_call_args()
+    vid = cpu_fused._VARIANT_IDS["fgr"]
+    fwd = ext.forward(a["xg"], a["h0"], a["c0"], a["w_hh"], a["w_peep"], a["w_fgr"], None, vid, [], 1e-5, True)
+    out, _h_n, _c_n, acts, c_all, gates = fwd[:6]
+    saved = {"acts": acts, "c_all": c_all, "out": out, "gates": gates}
+    a.update(saved)
+    a.update(change)
+    with pytest.raises(RuntimeError, match=message):
+        if entry == "forward":
+            ext.forward(a["xg"], a["h0"], a["c0"], a["w_hh"], a["w_peep"], a["w_fgr"], None, vid, [], 1e-5, True)
+        elif entry == "forward_input":
+            ext.forward_input(a["x"], a["w_ih"], None, a["h0"], a["c0"], a["w_hh"], a["w_peep"], a["w_fgr"], None, vid)
+        else:
+            z = torch.zeros_like(a["h0"])
+            ext.backward(
+                torch.ones_like(out), z, z, a["acts"], a["c_all"], a["w_hh"], a["w_peep"], a["w_fgr"], None, vid,
+                [], [], a["h0"], a["out"], a["gates"], True, True, a["x"].reshape(15, 2), a["w_ih"], True, True, True,
+            )  # fmt: skip
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
@@ -147,12 +215,15 @@ def test_double_backward_is_refused_with_a_clear_error(layer_norm):
         torch.autograd.grad(layer(x)[0].sum(), x, create_graph=True)
 
 
-@pytest.mark.parametrize("H", [16, 33, 50])
+@pytest.mark.parametrize("H", [16, 33, 50, 64, 100])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_float32_pointwise_vectors_and_tails_match_reference(variant, H):
-    """float32 runs the pointwise passes 16 units at a time where the CPU has AVX-512 (1/y by rcp14 and a
-    Newton step, a row's last H % 16 units one masked vector): whole vectors (H = 16), a one-unit tail
-    (33) and the seed's H = 50, with a shorter sequence in the batch, against the reference's float32."""
+    """float32 runs the pointwise passes in vectors of 16 units where the CPU has AVX-512 (1/y by rcp14
+    and a Newton step; the forward 4 vectors at a time, then a row's last units as the fewest vectors that
+    cover them, the last one masked; the backward one vector at a time): one whole vector (H = 16), three
+    with a one-unit tail (33), four with a two-unit tail (the seed's 50), one whole group of four (64) and
+    a group plus three with a four-unit tail (100), with a shorter sequence in the batch, against the
+    reference's float32."""
     ref, fused = pair(variant, torch.float32, I=3, H=H)
     x = torch.randn(4, 3, 3)
     run_both(ref, fused, x, state(1, 1, 3, H, torch.float32), torch.tensor([4, 2, 3]), dtype=torch.float32)
@@ -504,8 +575,8 @@ def test_inference_with_the_projection_in_the_loop_matches_reference(variant, th
 
 @pytest.mark.parametrize("I", [1, 3])
 def test_gradients_of_a_narrow_input_split_between_threads_match_reference(I):
-    """W_ih's and the biases' gradients for a few input features come from one pass over dA
-    (narrow_input_grads), its rows split between two threads from K·G·(I+1) ≥ 2^18 (here K = T·B = 1600)."""
+    """W_ih's and the biases' gradients for a few input features fill the padding of h's columns in the
+    weight-gradient product (layer_grads), its rows split between two threads (here K = T·B = 1600)."""
     ref, fused = pair("standard", torch.float64, I=I, H=50)
     with intra_op_threads(2):
         run_both(ref, fused, torch.randn(50, 32, I, dtype=torch.float64), state(1, 1, 32, 50, torch.float64))
