@@ -147,7 +147,7 @@ def test_weight_gradients_with_any_weights_frozen_match_reference(variant, froze
             params.pop(name).requires_grad_(False)
         xi = x.clone().requires_grad_(True)
         with intra_op_threads(2):
-            out, (h_n, c_n) = layer(xi)
+            out, (h_n, _c_n) = layer(xi)
             g = torch.Generator().manual_seed(3)
             loss = (out * torch.randn(out.shape, generator=g, dtype=torch.float64)).sum() + h_n.sum()
             got = torch.autograd.grad(loss, [xi, *params.values()])
@@ -159,7 +159,10 @@ def test_weight_gradients_with_any_weights_frozen_match_reference(variant, froze
 
 def _fgr_call_args(T=5, B=3, H=4, I=2):
     g = torch.Generator().manual_seed(0)
-    r = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g)
+
     return {
         "xg": r(T, B, 4 * H), "h0": r(B, H), "c0": r(B, H), "w_hh": r(4 * H, H), "w_peep": r(3, H),
         "w_fgr": r(3 * H, 3 * H), "x": r(T, B, I), "w_ih": r(4 * H, I),
