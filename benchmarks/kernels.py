@@ -290,6 +290,25 @@ def run_size(args: argparse.Namespace, s: Size, device: torch.device, dtype_name
     return rows
 
 
+def anchor_drift(rows: list[Row], limit: float = 1.2) -> list[str]:
+    """One warning per size and pass whose anchor, timed alongside each candidate, was more than ``limit``
+    times slower next to one candidate than next to another: the machine's speed changed during the
+    run (a VM sharing its cores, say), and ratios against the anchor's overall minimum mix fast and slow
+    periods. The paired ratios (each candidate against the anchor measured with it) hold up better."""
+    paired: dict[tuple[str, str, str, str], list[float]] = {}
+    for r in rows:
+        if r.backend != "torch" and r.ratio_paired > 0:
+            paired.setdefault((r.shape, r.device, r.dtype, r.pass_), []).append(r.ms_min / r.ratio_paired)
+    out = []
+    for (shape, device, dtype, pass_), times in paired.items():
+        lo, hi = min(times), max(times)
+        if hi > limit * lo:
+            out.append(f"warning: {shape} {device} {dtype} {pass_}: torch.nn.LSTM took {lo:.3f} to {hi:.3f} ms "
+                       "next to different candidates; the machine's speed changed during the run, so its "
+                       "ratios are unreliable: rerun it (or compare the paired ratios)")  # fmt: skip
+    return out
+
+
 def table(rows: list[Row]) -> str:
     """Markdown table: one line per size × variant × backend, fwd and fwd+bwd side by side."""
     keyed: dict[tuple[str, str, str, str, str], dict[str, Row]] = {}
@@ -376,6 +395,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     rows = run(args)
     print(f"\n{table(rows)}\n\ntotal {time.perf_counter() - start:.0f} s")
+    for line in anchor_drift(rows):
+        print(line)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "args": vars(args), "rows": [asdict(r) for r in rows]}, f, indent=1)

@@ -55,3 +55,22 @@ def test_one_size_one_variant_writes_rows_with_ratios_to_the_anchor(kernels, tmp
 def test_unknown_names_are_refused(kernels):
     with pytest.raises(SystemExit):
         kernels.parse_args(["--variants", "peephole,bogus"])
+
+
+def test_an_anchor_whose_time_moved_between_rows_is_reported(kernels):
+    """The anchor timed alongside each candidate: 1.80 ms next to one and 3.30 ms next to another (a VM's
+    slow period) is one warning for that size and pass, naming both times; 1.80 and 1.95 is none."""
+
+    def row(variant, pass_, ms, anchor_ms):
+        return kernels.Row("seed", "B32 T50 I1 H50 L2", "cpu", "fp32", variant, "auto=cpu_fused", pass_, ms, ms,
+                           anchor_ms, ms / anchor_ms, ms / anchor_ms)  # fmt: skip
+
+    steady = [row("standard", "fwd", 0.40, 0.76), row("fgr", "fwd", 0.75, 0.80)]
+    moved = [row("standard", "fwd+bwd", 1.10, 1.80), row("fgr", "fwd+bwd", 3.10, 3.30)]
+    anchor = kernels.Row("seed", "B32 T50 I1 H50 L2", "cpu", "fp32", "torch.nn.LSTM", "torch", "fwd+bwd", 1.8,
+                         1.8, 1.8, 1.0, 1.0)  # fmt: skip
+    assert kernels.anchor_drift(steady + [anchor]) == []
+    warnings = kernels.anchor_drift(steady + moved + [anchor])
+    assert len(warnings) == 1
+    assert "B32 T50 I1 H50 L2 cpu fp32 fwd+bwd" in warnings[0] and "1.800 to 3.300 ms" in warnings[0]
+    assert kernels.anchor_drift([row("standard", "fwd+bwd", 1.10, 1.80), row("fgr", "fwd+bwd", 2.3, 1.95)]) == []
