@@ -1,4 +1,4 @@
-"""The ``cpu_fused`` backend: every LSTM variant's time loop in C++, so variants stop paying Python per step.
+"""The ``cpu_fused`` backend: every LSTM variant's time loop, and the GRU's, in C++: no Python per step.
 
 The reference loop costs tens of ATen calls (and as many autograd nodes) per time step, which dominates
 at small batches and long sequences. Here one layer in one direction is:
@@ -16,8 +16,9 @@ at small batches and long sequences. Here one layer in one direction is:
   vector, 1/y by rcp14 and a Newton step), elsewhere it is one loop the compiler vectorises;
 * its backward, one call: per step one pass computing the pre-activation gradients (peephole and
   layer-norm gain gradients summed on the way) and one GEMM ``dA_t W_hh`` for dh_{t-1}; then the
-  other weight gradients are single products over all steps (``dW_hh = Σ_t dA_tᵀ h_{t-1}`` and FGR's
-  in the same call, K-blocked so that each block of both operands is reused from L2), then W_ih's.
+  weight gradients are one product over all steps (``dAᵀ [h_{t-1} | x | 1 | [i;f;o]_{t-1}]``: W_hh's,
+  W_ih's where that saves vectors, the biases' where their column fits the padding, FGR's; K-blocked so
+  that each block of both operands is reused from L2).
 
 Training a layer without layer norm is one autograd node written in C++ (``csrc``: ``LayerFunction``, the
 input projection included; its backward one call for the time loop and every gradient): as a Python
@@ -39,9 +40,14 @@ float32 up to H = 384 (``NativeBackend.auto_declines``): forward+backward measur
 Inference (no gradient, no layer norm, B ≥ 16) takes the input projection into the time loop
 (``forward_input``), so the (T, B, G) pre-activations are never materialised.
 
-Supported: the LSTM cell in every variant of :data:`lstmkit.core.cells.VARIANTS` (standard included),
-uni/bidirectional, stacked, with bias or not, with lengths, with or without ``layer_norm``, float32 and
-float64, CPU. Not (yet): ``proj_size`` (it runs on the reference loop).
+The GRU (torch's form) runs the same way: the input projection by autograd (``F.linear``), then one
+autograd node (``_GRULayer``) around ``gru_forward`` / ``gru_backward``. ``auto`` sends it here at every
+size, float32 and float64: torch's GRU on the CPU is several times slower than its LSTM, the fused one
+0.01–0.68× torch's GRU for forward+backward (docs/kernels.md).
+
+Supported: the LSTM cell in every variant of :data:`lstmkit.core.cells.VARIANTS` (standard included) and
+the GRU, uni/bidirectional, stacked, with bias or not, with lengths, with or without ``layer_norm`` (LSTM),
+float32 and float64, CPU. Not (yet): ``proj_size`` (it runs on the reference loop), the Elman RNN.
 """
 
 from __future__ import annotations
@@ -224,6 +230,9 @@ def run_direction(
             mask = (
                 torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
             ).to(torch.uint8)  # (T, B)
+    if spec.mode == "gru":
+        out, h_n = _gru_direction(x, h0, w, mask)
+        return (reverse_within_lengths(out, lengths) if reverse else out), h_n, None
     ln = (*w.ln_hh, *w.ln_cell) if spec.layer_norm else (None,) * 4
     tensors = (x, h0, c0, w.w_ih, w.b_ih, w.b_hh, w.w_hh, w.w_peep, w.w_fgr, *ln, *(w.ln_ih or ()))
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
@@ -261,20 +270,54 @@ def run_direction(
     return out, h_n, c_n
 
 
+class _GRULayer(torch.autograd.Function):
+    """The GRU's time loop as one autograd node (csrc: gru_forward, gru_backward); the input projection
+    before it stays autograd's (``F.linear``), which takes ``dxg`` back to x, W_ih and b_ih."""
+
+    @staticmethod
+    def forward(ctx, xg: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None):  # noqa: ANN205
+        ext = extension()
+        out, h_n, acts, hn = ext.gru_forward(xg, h0, w_hh, _or_empty(b_hh, xg), mask, True)
+        ctx.save_for_backward(h0, w_hh, out, acts, hn)
+        ctx.mask = mask
+        return out, h_n
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dout: Tensor | None, dh_n: Tensor | None):  # noqa: ANN205
+        h0, w_hh, out, acts, hn = ctx.saved_tensors
+        dout = torch.zeros_like(out) if dout is None else dout
+        dh_n = torch.zeros_like(h0) if dh_n is None else dh_n
+        need_w, need_b = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+        dxg, dh0, dw, db = extension().gru_backward(dout, dh_n, acts, hn, h0, out, w_hh, ctx.mask, need_w, need_b)
+        return dxg, dh0, dw if need_w else None, db if need_b else None, None
+
+
+def _gru_direction(x: Tensor, h0: Tensor, w: CellWeights, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """One GRU layer in one direction (time-major ``x``, already reversed where needed): outputs, h_n."""
+    xg = torch.nn.functional.linear(x, w.w_ih, w.b_ih).contiguous()  # (T, B, 3H): b_hh stays in the step
+    w_hh = w.w_hh.contiguous()
+    tensors = (x, h0, w.w_ih, w.b_ih, w.b_hh, w.w_hh)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _GRULayer.apply(xg, h0.contiguous(), w_hh, w.b_hh, mask)
+    out, h_n, *_ = extension().gru_forward(xg, h0.contiguous(), w_hh, _or_empty(w.b_hh, x), mask, False)
+    return out, h_n
+
+
 # ------------------------------------------------------------------------------------------ the backend
 class CPUFusedBackend(StackBackend):
     name = "cpu_fused"
     supports = (
-        "every LSTM variant (standard, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr) on CPU in float32 and "
-        "float64, stacked, bidirectional, with lengths and layer_norm, without proj_size"
+        "every LSTM variant (standard, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr) and the GRU on CPU in "
+        "float32 and float64, stacked, bidirectional, with lengths and (LSTM) layer_norm, without proj_size"
     )
 
     def unsupported(
         self, spec: RNNSpec, device: torch.device | None, dtype: torch.dtype | None
     ) -> str | None:
-        if spec.mode != "lstm":
-            return f"mode {spec.mode!r} (only the LSTM family; the native backend runs GRU and RNN)"
-        if _VARIANT_IDS.get(spec.variant.name) is None:
+        if spec.mode not in ("lstm", "gru"):
+            return f"mode {spec.mode!r} (the LSTM family and the GRU; the native backend runs the RNN)"
+        if spec.mode == "lstm" and _VARIANT_IDS.get(spec.variant.name) is None:
             return f"variant={spec.variant.name!r}"
         if spec.proj_size:
             return f"proj_size={spec.proj_size} (not in the C++ kernel yet)"

@@ -34,11 +34,14 @@ class NativeBackend:
         that backend can run it (its extension builds). Measured on two threads (docs/kernels.md):
         forward+backward 0.29–0.83× torch's time from the seed's size to H = 384, forward 0.11–1.05×; at
         H = 512–768 its forward is 1.23–1.36× torch's (each thread streams all of W_hh, > 4 MB, from L3
-        every step) while forward+backward is 0.89–1.00×, so torch keeps those. Double backward and
+        every step) while forward+backward is 0.89–1.00×, so torch keeps those. The GRU goes to
+        ``cpu_fused`` at every size and in float64 too: torch's GRU on the CPU took 1.1–9× its own LSTM's
+        time for forward+backward (at B1 T1000 27×), and the fused one 0.01–0.68× torch's GRU in float32
+        from the seed's size to H = 768 (forward 0.04–0.66×), 0.03–0.80× in float64. Double backward and
         ``torch.func`` transforms need ``backend="native"`` (the fused backward is differentiable once)."""
-        if spec.mode != "lstm" or device is None or torch.device(device).type != "cpu":
+        if spec.mode not in ("lstm", "gru") or device is None or torch.device(device).type != "cpu":
             return False
-        if dtype not in (None, torch.float32) or spec.hidden_size > 384:
+        if spec.mode == "lstm" and (dtype not in (None, torch.float32) or spec.hidden_size > 384):
             return False
         from lstmkit.core import backends  # the registry imports this module
 

@@ -1,5 +1,5 @@
-// Fused CPU recurrence for the LSTM variants of lstmkit.core.cells (forward and backward of one layer
-// in one direction), plus the small GEMMs around it. Python (cpu_fused.py) keeps the autograd wiring
+// Fused CPU recurrence for the LSTM variants of lstmkit.core.cells and for the GRU (forward and backward
+// of one layer in one direction), plus the small GEMMs around it. Python (cpu_fused.py) keeps the autograd wiring
 // and the stacking; this file runs the time loop, which in Python costs tens of ATen calls per step.
 //
 // Per step t (rows b of the batch, G = gate rows of the variant, H hidden units):
@@ -1770,6 +1770,175 @@ bool uses_blas() { return have_blas<float>() && have_blas<double>(); }
 
 }  // namespace
 
+// ------------------------------------------------------------------------------------------ GRU
+// torch's GRU (cells.gru_step; gates r, z, n): per step A = h_{t-1} W_hh^T + b_hh (one product, the
+// packed kernel), r = σ(x_r + A_r), z = σ(x_z + A_z), n = tanh(x_n + r ⊙ A_n), h_t = n + z ⊙ (h_{t-1} − n),
+// with x = W_ih x_t + b_ih from one product before the loop (autograd's, in cpu_fused.py). Each thread
+// takes its rows through every step, as the LSTM's loop. Saved for backward: r, z, n and A_n per step.
+template <typename T>
+std::vector<at::Tensor> gru_forward_impl(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh,
+                                         const at::Tensor& b_hh, const at::Tensor& mask, bool save) {
+  const int64_t T_ = xg.size(0), B = xg.size(1), G = xg.size(2), H = G / 3;
+  auto opts = xg.options();
+  auto out = at::empty({T_, B, H}, opts);
+  auto h = h0.contiguous().clone();
+  auto pre = at::empty({B, G}, opts);
+  auto acts = save ? at::empty({T_, B, G}, opts) : at::empty({B, G}, opts);
+  auto hn_all = save ? at::empty({T_, B, H}, opts) : at::empty({B, H}, opts);
+  auto bias = b_hh.numel() ? b_hh.contiguous() : at::zeros({G}, opts);
+  const Recurrent<T> rec(w_hh.data_ptr<T>(), G, H, /*transposed=*/true, /*one_row=*/B == 1);
+  const int64_t step_rows = step_grain(B, T_, G, H, rec.use_packed);
+  const T* xp = xg.data_ptr<T>();
+  const T* bp = bias.data_ptr<T>();
+  const uint8_t* M = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
+  T *hp = h.data_ptr<T>(), *pp = pre.data_ptr<T>(), *op = out.data_ptr<T>(), *ap = acts.data_ptr<T>(),
+    *np = hn_all.data_ptr<T>();
+  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
+    for (int64_t t = 0; t < T_; ++t) {
+      rec.apply(b1 - b0, H, hp + b0 * H, H, 0, pp + b0 * G, G, false);
+      const uint8_t* m = M ? M + t * B : nullptr;
+      for (int64_t b = b0; b < b1; ++b) {
+        T* hb = hp + b * H;
+        T* ob = op + (t * B + b) * H;
+        if (m && !m[b]) {  // past this sequence's end: frozen state, zero output
+          std::memset(ob, 0, H * sizeof(T));
+          continue;
+        }
+        const T* a = pp + b * G;
+        const T* x = xp + (t * B + b) * G;
+        T* sa = ap + ((save ? t * B : 0) + b) * G;
+        T* sn = np + ((save ? t * B : 0) + b) * H;
+        over_units<T, kForwardLanes>(H, [&](const auto& l) {
+          const auto r = sigmoid(l.ld(a) + l.ld(x) + l.ld(bp));
+          const auto z = sigmoid(l.ld(a + H) + l.ld(x + H) + l.ld(bp + H));
+          const auto hn = l.ld(a + 2 * H) + l.ld(bp + 2 * H);
+          const auto n = tanh_(l.ld(x + 2 * H) + r * hn);
+          const auto hnew = n + z * (l.ld(hb) - n);
+          l.st(hb, hnew);
+          l.st(ob, hnew);
+          l.st(sa, r);
+          l.st(sa + H, z);
+          l.st(sa + 2 * H, n);
+          l.st(sn, hn);
+        });
+      }
+    }
+  });
+  return {out, h, acts, hn_all};
+}
+
+// Its backward from the output's and h_n's gradients: per step dh' = dh + dout_t, dn = dh' (1 − z),
+// dz = dh' (h_{t-1} − n), da_n = dn (1 − n²), dr = da_n A_n; the gradient of x is [da_r, da_z, da_n] and
+// that of A is dA = [da_r, da_z, r da_n]; dh_{t-1} = dh' z + dA W_hh. dW_hh and db_hh from one product
+// over all steps (layer_grads: dA^T [h_{t-1} | 1]). Returns dxg, dh0, dW_hh, db_hh (empty where not wanted).
+template <typename T>
+std::vector<at::Tensor> gru_backward_impl(const at::Tensor& dout, const at::Tensor& dh_n, const at::Tensor& acts,
+                                          const at::Tensor& hn_all, const at::Tensor& h0, const at::Tensor& out,
+                                          const at::Tensor& w_hh, const at::Tensor& mask, bool need_dw_hh,
+                                          bool need_db_hh) {
+  const int64_t T_ = acts.size(0), B = acts.size(1), G = acts.size(2), H = G / 3;
+  auto opts = acts.options();
+  auto dxg = at::empty({T_, B, G}, opts);
+  auto da = at::empty({T_, B, G}, opts);
+  auto dh = dh_n.contiguous().clone();
+  auto dout_c = dout.contiguous();
+  auto h0c = h0.contiguous();
+  const Recurrent<T> rec(w_hh.data_ptr<T>(), G, H, /*transposed=*/false, /*one_row=*/B == 1);
+  const int64_t step_rows = step_grain(B, T_, G, H, rec.use_packed);
+  const uint8_t* M = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
+  const T *ap = acts.data_ptr<T>(), *np = hn_all.data_ptr<T>(), *dop = dout_c.data_ptr<T>(),
+          *h0p = h0c.data_ptr<T>(), *op = out.data_ptr<T>();
+  T *dxp = dxg.data_ptr<T>(), *dap = da.data_ptr<T>(), *dhp = dh.data_ptr<T>();
+  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      const uint8_t* m = M ? M + t * B : nullptr;
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = t * B + b;
+        T* dx = dxp + row * G;
+        T* dA = dap + row * G;
+        if (m && !m[b]) {  // frozen step: the state's gradient passes through, nothing reaches the gates
+          std::memset(dx, 0, G * sizeof(T));
+          std::memset(dA, 0, G * sizeof(T));
+          continue;
+        }
+        const T* a = ap + row * G;
+        const T* hn = np + row * H;
+        const T* hprev = t == 0 ? h0p + b * H : op + (row - B) * H;
+        const T* dob = dop + row * H;
+        T* dhb = dhp + b * H;
+        over_units<T, kBackwardLanes>(H, [&](const auto& l) {
+          using X = typename std::decay_t<decltype(l)>::X;
+          const X one = X{} + T(1);
+          const X r = l.ld(a), z = l.ld(a + H), n = l.ld(a + 2 * H);
+          const X d = l.ld(dhb) + l.ld(dob);
+          const X dan = d * (one - z) * (one - n * n);
+          const X dar = dan * l.ld(hn) * r * (one - r);
+          const X daz = d * (l.ld(hprev) - n) * z * (one - z);
+          l.st(dx, dar);
+          l.st(dx + H, daz);
+          l.st(dx + 2 * H, dan);
+          l.st(dA, dar);
+          l.st(dA + H, daz);
+          l.st(dA + 2 * H, r * dan);
+          l.st(dhb, d * z);
+        });
+      }
+      rec.apply(b1 - b0, G, dap + (t * B + b0) * G, G, 0, dhp + b0 * H, H, true);  // dh_{t-1} += dA W_hh
+    }
+  });
+  auto none = at::empty({0}, opts);
+  at::Tensor dw = none, db = none;
+  if (need_dw_hh || need_db_hh) {
+    const Layout L{-1, -1, -1, -1, G, -1, -1, -1};  // no gate history: its rows are not read
+    LayerGrads g = layer_grads(da, h0c, out.contiguous(), at::Tensor(), at::Tensor(), need_dw_hh, false, need_db_hh,
+                               false, L);
+    if (need_dw_hh) dw = g.w_hh;
+    if (need_db_hh) db = g.bias.defined() ? g.bias : da.view({T_ * B, G}).sum(0);
+  }
+  return {dxg, dh, dw, db};
+}
+
+void check_gru(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh, const at::Tensor& b_hh,
+               const at::Tensor& mask) {
+  TORCH_CHECK(xg.device().is_cpu() && xg.dim() == 3 && xg.is_contiguous() && xg.size(2) % 3 == 0,
+              "lstmkit cpu_fused: the GRU's xg must be a contiguous CPU tensor (T, B, 3H)");
+  const at::ScalarType dt = xg.scalar_type();
+  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64, got ", dt);
+  const int64_t T = xg.size(0), B = xg.size(1), G = xg.size(2), H = G / 3;
+  expect(w_hh, {G, H}, dt, "the GRU's W_hh");
+  TORCH_CHECK(w_hh.is_contiguous(), "lstmkit cpu_fused: W_hh must be contiguous");
+  expect(h0, {B, H}, dt, "h0");
+  if (b_hh.numel()) expect(b_hh, {G}, dt, "the GRU's b_hh");
+  if (mask.defined()) expect(mask, {T, B}, at::kByte, "the mask");
+}
+
+// (out, h_n, saved gates r z n, saved A_n) — the last two one step's worth without save.
+std::vector<at::Tensor> gru_forward(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh,
+                                   const at::Tensor& b_hh, const c10::optional<at::Tensor>& mask, bool save) {
+  at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
+  check_gru(xg, h0, w_hh, b_hh, m);
+  if (xg.scalar_type() == at::kFloat) return gru_forward_impl<float>(xg, h0, w_hh, b_hh, m, save);
+  return gru_forward_impl<double>(xg, h0, w_hh, b_hh, m, save);
+}
+
+std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& dh_n, const at::Tensor& acts,
+                                    const at::Tensor& hn_all, const at::Tensor& h0, const at::Tensor& out,
+                                    const at::Tensor& w_hh, const c10::optional<at::Tensor>& mask, bool need_dw_hh,
+                                    bool need_db_hh) {
+  at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
+  check_gru(acts, h0, w_hh, at::Tensor(), m);
+  const at::ScalarType dt = acts.scalar_type();
+  const int64_t T = acts.size(0), B = acts.size(1), H = acts.size(2) / 3;
+  expect(hn_all, {T, B, H}, dt, "the GRU's saved A_n");
+  expect(out, {T, B, H}, dt, "the outputs");
+  expect(dout, {T, B, H}, dt, "the output's gradient");
+  expect(dh_n, {B, H}, dt, "h_n's gradient");
+  if (dt == at::kFloat)
+    return gru_backward_impl<float>(dout, dh_n, acts, hn_all, h0, out, w_hh, m, need_dw_hh, need_db_hh);
+  return gru_backward_impl<double>(dout, dh_n, acts, hn_all, h0, out, w_hh, m, need_dw_hh, need_db_hh);
+}
+
+
 // What the two layer nodes below keep besides tensors (an absent weight or mask is an empty tensor:
 // autograd's C++ nodes take no undefined inputs), and the check their backward starts with.
 struct LayerKind {
@@ -1909,6 +2078,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward_input", &lstm_forward_input, "inference from the input: the projection inside the time loop");
   m.def("backward", &lstm_backward, "its backward: pre-activation gradients and dh0, dc0");
   m.def("layer", &layer_train, "one layer for training as an autograd node: the projection, the time loop, and backward");
+  m.def("gru_forward", &gru_forward, "torch's GRU, one layer and direction: the time loop from W_ih x + b_ih");
+  m.def("gru_backward", &gru_backward, "its backward: the gradient of W_ih x + b_ih, dh0, dW_hh, db_hh");
   m.def("uses_blas", &uses_blas, "whether the per-step GEMMs call the BLAS directly");
   m.def("matmul_tn", &matmul_tn, "a^T b (some of a's columns), the weight gradients summed over steps",
         py::arg("a"), py::arg("b"), py::arg("cols") = std::vector<int64_t>{});
