@@ -638,6 +638,17 @@ def test_gru_matches_reference(dtype):
     for B, H in ((1, 37), (29, 37)):
         ref, fused = gru_pair(dtype, I=2, H=H)
         gru_both(ref, fused, torch.randn(9, B, 2, dtype=dtype), torch.randn(1, B, H, dtype=dtype), dtype=dtype)
+    ref, fused = gru_pair(dtype, I=2, H=6, L=2, bias=False, batch_first=True)
+    gru_both(ref, fused, torch.randn(3, 7, 2, dtype=dtype), dtype=dtype)
+
+
+def test_gru_without_grad_matches_reference():
+    """Inference (no autograd node, nothing saved) with lengths, bidirectional."""
+    ref, fused = gru_pair(torch.float32, I=3, H=20, L=2, bidirectional=True)
+    x, lengths = torch.randn(12, 5, 3), torch.tensor([12, 3, 7, 1, 12])
+    with torch.no_grad():
+        for a, e, what in zip(fused(x, lengths=lengths), ref(x, lengths=lengths), ("output", "h_n")):
+            close(a, e, torch.float32, what)
 
 
 @pytest.mark.parametrize(
