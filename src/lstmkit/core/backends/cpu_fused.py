@@ -40,8 +40,8 @@ float32 up to H = 384 (``NativeBackend.auto_declines``): forward+backward measur
 Inference (no gradient, no layer norm, B ≥ 16) takes the input projection into the time loop
 (``forward_input``), so the (T, B, G) pre-activations are never materialised.
 
-The GRU (torch's form) runs the same way: the input projection by autograd (``F.linear``), then one
-autograd node (``_GRULayer``) around ``gru_forward`` / ``gru_backward``. ``auto`` sends it here at every
+The GRU (torch's form) runs the same way: for training one C++ autograd node per layer and direction
+(``GruFunction``: the projection, ``gru_forward``; ``gru_backward``, then dx, W_ih's and b_ih's gradients). ``auto`` sends it here at every
 size, float32 and float64: torch's GRU on the CPU is several times slower than its LSTM, the fused one
 0.01–0.68× torch's GRU for forward+backward (docs/kernels.md).
 
@@ -270,37 +270,20 @@ def run_direction(
     return out, h_n, c_n
 
 
-class _GRULayer(torch.autograd.Function):
-    """The GRU's time loop as one autograd node (csrc: gru_forward, gru_backward); the input projection
-    before it stays autograd's (``F.linear``), which takes ``dxg`` back to x, W_ih and b_ih."""
-
-    @staticmethod
-    def forward(ctx, xg: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None):  # noqa: ANN205
-        ext = extension()
-        out, h_n, acts, hn = ext.gru_forward(xg, h0, w_hh, _or_empty(b_hh, xg), mask, True)
-        ctx.save_for_backward(h0, w_hh, out, acts, hn)
-        ctx.mask = mask
-        return out, h_n
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, dout: Tensor | None, dh_n: Tensor | None):  # noqa: ANN205
-        h0, w_hh, out, acts, hn = ctx.saved_tensors
-        dout = torch.zeros_like(out) if dout is None else dout
-        dh_n = torch.zeros_like(h0) if dh_n is None else dh_n
-        need_w, need_b = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
-        dxg, dh0, dw, db = extension().gru_backward(dout, dh_n, acts, hn, h0, out, w_hh, ctx.mask, need_w, need_b)
-        return dxg, dh0, dw if need_w else None, db if need_b else None, None
-
-
 def _gru_direction(x: Tensor, h0: Tensor, w: CellWeights, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-    """One GRU layer in one direction (time-major ``x``, already reversed where needed): outputs, h_n."""
-    xg = torch.nn.functional.linear(x, w.w_ih, w.b_ih).contiguous()  # (T, B, 3H): b_hh stays in the step
-    w_hh = w.w_hh.contiguous()
+    """One GRU layer in one direction (time-major ``x``, already reversed where needed): outputs, h_n.
+    Training: one C++ autograd node (csrc: ``GruFunction``: the projection, the time loop, its backward);
+    inference: the projection by the extension's GEMM (b_hh stays in the step: r ⊙ (W_hn h + b_hn)), then
+    the loop."""
+    T, B = x.shape[0], x.shape[1]
+    ext, x2 = extension(), x.reshape(T * B, -1).contiguous()
+    w_ih, w_hh, h0 = w.w_ih.contiguous(), w.w_hh.contiguous(), h0.contiguous()
     tensors = (x, h0, w.w_ih, w.b_ih, w.b_hh, w.w_hh)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        return _GRULayer.apply(xg, h0.contiguous(), w_hh, w.b_hh, mask)
-    out, h_n, *_ = extension().gru_forward(xg, h0.contiguous(), w_hh, _or_empty(w.b_hh, x), mask, False)
+        out, h_n = ext.gru_layer(x2, w_ih, w.b_ih, h0, w_hh, w.b_hh, mask, T)
+        return out, h_n
+    xg = ext.matmul(x2, w_ih, True, w.b_ih).view(T, B, -1)  # (T, B, 3H)
+    out, h_n, *_ = ext.gru_forward(xg, h0, w_hh, _or_empty(w.b_hh, x), mask, False)
     return out, h_n
 
 

@@ -2058,6 +2058,64 @@ struct LayerFunction : public torch::autograd::Function<LayerFunction> {
   }
 };
 
+// The GRU's layer for training as a C++ autograd node, input projection included: x (T·B, I), W_ih, b_ih,
+// h0, W_hh, b_hh, mask -> out (T, B, H), h_n. Forward: x W_ih^T + b_ih (the packed kernel), then the time
+// loop; backward: gru_backward, then dx = dxg W_ih and W_ih's and b_ih's gradients from one product over
+// dxg^T [x | 1] (layer_grads). As a Python autograd.Function around the time loop, with torch's linear for
+// the projection, the seed's two layers spent ~660 us per forward+backward outside the kernels.
+struct GruFunction : public torch::autograd::Function<GruFunction> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2,
+                                                const at::Tensor& w_ih, const at::Tensor& b_ih, const at::Tensor& h0,
+                                                const at::Tensor& w_hh, const at::Tensor& b_hh, const at::Tensor& mask,
+                                                int64_t T) {
+    TORCH_CHECK(T > 0 && x2.dim() == 2 && x2.size(0) % T == 0, "lstmkit cpu_fused: the GRU layer's input shape");
+    const int64_t B = x2.size(0) / T;
+    expect(w_ih, {w_hh.size(0), x2.size(1)}, x2.scalar_type(), "the GRU's W_ih");
+    if (b_ih.numel()) expect(b_ih, {w_hh.size(0)}, x2.scalar_type(), "the GRU's b_ih");
+    const at::Tensor xg = matmul(x2, w_ih, true, present(b_ih)).view({T, B, -1});
+    auto r = gru_forward(xg, h0, w_hh.contiguous(), b_hh, present(mask), true);  // out, h_n, acts, A_n
+    ctx->save_for_backward({x2, w_ih, h0, w_hh, r[0], r[2], r[3], mask});
+    ctx->saved_data["bias"] = b_ih.numel() > 0;
+    return {r[0], r[1]};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
+                "(create_graph=True, double backward); build the layer with backend='native' or 'reference'");
+    const auto s = ctx->get_saved_variables();
+    const at::Tensor &x2 = s[0], &w_ih = s[1], &h0 = s[2], &w_hh = s[3], &out = s[4], &acts = s[5], &hn = s[6],
+                     &mask = s[7];
+    const bool bias = ctx->saved_data["bias"].toBool();
+    bool need[6];
+    for (int i = 0; i < 6; ++i) need[i] = ctx->needs_input_grad(i);
+    const at::Tensor u;
+    auto r = gru_backward(grads[0].contiguous(), grads[1].contiguous(), acts, hn, h0, out, w_hh.contiguous(),
+                          present(mask), need[4], bias && need[5]);  // dxg, dh0, dW_hh, db_hh
+    const int64_t G = acts.size(2);
+    const at::Tensor dxg = r[0].view({-1, G});
+    at::Tensor dx, dw_ih, db_ih;
+    if (need[0]) dx = x2.size(1) < 16 ? dxg.mm(w_ih) : matmul(dxg, w_ih.contiguous(), false, c10::nullopt);
+    if (need[1] || (bias && need[2])) {
+      const Layout L{-1, -1, -1, -1, G, -1, -1, -1};
+      LayerGrads g = layer_grads(r[0], h0.contiguous(), out, x2.contiguous(), at::Tensor(), false, need[1],
+                                 bias && need[2], false, L);
+      dw_ih = g.w_ih;
+      db_ih = bias && need[2] ? (g.bias.defined() ? g.bias : dxg.sum(0)) : u;
+    }
+    return {dx, need[1] ? dw_ih : u, bias && need[2] ? db_ih : u, need[3] ? r[1] : u, need[4] ? r[2] : u,
+            bias && need[5] ? r[3] : u, u, u};
+  }
+};
+
+std::vector<at::Tensor> gru_layer(const at::Tensor& x2, const at::Tensor& w_ih, const c10::optional<at::Tensor>& b_ih,
+                                  const at::Tensor& h0, const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh,
+                                  const c10::optional<at::Tensor>& mask, int64_t T) {
+  const at::Tensor none = x2.new_empty({0});
+  return GruFunction::apply(x2, w_ih, b_ih.value_or(none), h0, w_hh, b_hh.value_or(none),
+                            mask.value_or(x2.new_empty({0}, at::kByte)), T);
+}
+
 // The node's entry: absent weights, mask and (without layer norm) norms as empty tensors.
 std::vector<at::Tensor> layer_train(const at::Tensor& x2, const at::Tensor& w_ih, const c10::optional<at::Tensor>& b_ih,
                                     const c10::optional<at::Tensor>& b_hh, const at::Tensor& h0, const at::Tensor& c0,
@@ -2079,6 +2137,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &lstm_backward, "its backward: pre-activation gradients and dh0, dc0");
   m.def("layer", &layer_train, "one layer for training as an autograd node: the projection, the time loop, and backward");
   m.def("gru_forward", &gru_forward, "torch's GRU, one layer and direction: the time loop from W_ih x + b_ih");
+  m.def("gru_layer", &gru_layer, "one GRU layer for training as an autograd node: the projection, the time loop, and backward");
   m.def("gru_backward", &gru_backward, "its backward: the gradient of W_ih x + b_ih, dh0, dW_hh, db_hh");
   m.def("uses_blas", &uses_blas, "whether the per-step GEMMs call the BLAS directly");
   m.def("matmul_tn", &matmul_tn, "a^T b (some of a's columns), the weight gradients summed over steps",
