@@ -43,7 +43,7 @@ Inference (no gradient, no layer norm, B ≥ 16) takes the input projection into
 The GRU (torch's form) runs the same way: for training one C++ autograd node per layer and direction
 (``GruFunction``: the projection, ``gru_forward``; ``gru_backward``, then dx, W_ih's and b_ih's gradients). ``auto`` sends it here at every
 size, float32 and float64: torch's GRU on the CPU is several times slower than its LSTM, the fused one
-0.01–0.68× torch's GRU for forward+backward (docs/kernels.md).
+0.007–0.68× torch's GRU for forward+backward (docs/kernels.md).
 
 Supported: the LSTM cell in every variant of :data:`lstmkit.core.cells.VARIANTS` (standard included) and
 the GRU, uni/bidirectional, stacked, with bias or not, with lengths, with or without ``layer_norm`` (LSTM),
