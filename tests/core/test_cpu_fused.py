@@ -317,7 +317,7 @@ def test_auto_resolves_variants_on_cpu_to_cpu_fused_and_the_rest_elsewhere():
     assert lstmkit.LSTM(3, 4, dtype=torch.float64).resolved_backend() == "native"
     assert lstmkit.GRU(3, 4).resolved_backend() == "cpu_fused"  # torch's GRU is 1.1-27x its LSTM's time on CPU
     assert lstmkit.GRU(3, 4, dtype=torch.float64).resolved_backend() == "cpu_fused"
-    assert lstmkit.RNN(3, 4).resolved_backend() == "native"
+    assert lstmkit.RNN(3, 4).resolved_backend() == "cpu_fused"
     assert lstmkit.LSTM(3, 4, variant="cifg", layer_norm=True).resolved_backend() == "cpu_fused"
     assert lstmkit.LSTM(3, 4, layer_norm=True).resolved_backend() == "cpu_fused"  # native has no layer norm
     assert (
@@ -688,3 +688,70 @@ def test_gru_kernels_refuse_tensors_of_the_wrong_shape():
         ext.gru_forward(xg, torch.randn(2, 4), torch.randn(12, 4), torch.empty(0), None, False)
     with pytest.raises(RuntimeError, match="the GRU's b_hh must be"):
         ext.gru_forward(xg, h0, torch.randn(12, 4), torch.randn(8), None, False)
+
+
+# ------------------------------------------------------------------------------------------ Elman RNN
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_rnn_matches_reference(nonlinearity, dtype):
+    """The Elman RNN's C++ time loop against the reference loop, values and every gradient: one layer; two
+    bidirectional layers with lengths and h0 at H = 50 (two threads); a batch of one; I = 20, H = 16 (W_ih's
+    gradient in the joint product); no bias, batch-first."""
+    torch.manual_seed(0)
+
+    def pair(I, H, L=1, **kwargs):
+        ref = lstmkit.RNN(I, H, L, nonlinearity=nonlinearity, backend="reference", dtype=dtype, **kwargs)
+        fused = lstmkit.RNN(I, H, L, nonlinearity=nonlinearity, backend="cpu_fused", dtype=dtype, **kwargs)
+        fused.load_state_dict(ref.state_dict())
+        return ref, fused
+
+    gru_both(*pair(3, 5), torch.randn(6, 4, 3, dtype=dtype), dtype=dtype)
+    with intra_op_threads(2):
+        gru_both(
+            *pair(3, 50, 2, bidirectional=True), torch.randn(20, 32, 3, dtype=dtype),
+            torch.randn(4, 32, 50, dtype=dtype), torch.randint(1, 21, (32,)), dtype=dtype,
+        )  # fmt: skip
+    gru_both(*pair(2, 37), torch.randn(9, 1, 2, dtype=dtype), torch.randn(1, 1, 37, dtype=dtype), dtype=dtype)
+    gru_both(*pair(20, 16), torch.randn(5, 3, 20, dtype=dtype), dtype=dtype)
+    gru_both(*pair(2, 6, 2, bias=False, batch_first=True), torch.randn(3, 7, 2, dtype=dtype), dtype=dtype)
+    ref, fused = pair(3, 20, 2, bidirectional=True)
+    x, lengths = torch.randn(12, 5, 3, dtype=dtype), torch.tensor([12, 3, 7, 1, 12])
+    with torch.no_grad():
+        for a, e, what in zip(fused(x, lengths=lengths), ref(x, lengths=lengths), ("output", "h_n")):
+            close(a, e, dtype, f"no grad {what}")
+
+
+@pytest.mark.parametrize("frozen", [("weight_hh_l0",), ("weight_ih_l0",), ("bias_ih_l0", "bias_hh_l0"), ("bias_hh_l0",)])
+def test_rnn_gradients_with_weights_frozen_match_reference(frozen):
+    """Its weight gradients from one product over [h_{t-1} | x | 1] (float64, H = 16: I = 3 joins h's
+    vectors and the 1 with it; I = 8 keeps its own product and the biases a column sum), with any frozen."""
+    for I in (3, 8):
+        ref = lstmkit.RNN(I, 16, backend="reference", dtype=torch.float64)
+        fused = lstmkit.RNN(I, 16, backend="cpu_fused", dtype=torch.float64)
+        fused.load_state_dict(ref.state_dict())
+        with intra_op_threads(2):
+            gru_both(ref, fused, torch.randn(30, 40, I, dtype=torch.float64), frozen=frozen)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_gradcheck_float64(nonlinearity):
+    dtype = torch.float64
+    layer = lstmkit.RNN(2, 3, nonlinearity=nonlinearity, backend="cpu_fused", dtype=dtype)
+    names = [n for n, _ in layer.named_parameters()]
+    params = [p.detach().clone().requires_grad_(True) for p in layer.parameters()]
+    x = torch.randn(4, 2, 2, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(1, 2, 3, dtype=dtype, requires_grad=True)
+
+    def fn(x, h0, *ps):
+        return functional_call(layer, dict(zip(names, ps)), (x, h0), {"lengths": torch.tensor([4, 2])})
+
+    assert torch.autograd.gradcheck(fn, (x, h0, *params), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_rnn_kernels_refuse_tensors_of_the_wrong_shape():
+    ext = cpu_fused.extension()
+    with pytest.raises(RuntimeError, match="the RNN's W_hh must be"):
+        ext.rnn_forward(torch.randn(5, 3, 4), torch.randn(3, 4), torch.randn(4, 5), False, None)
+    with pytest.raises(RuntimeError, match="the RNN's W_ih must be"):
+        ext.rnn_layer(torch.randn(15, 2), torch.randn(4, 3), None, torch.randn(3, 4), torch.randn(4, 4), None, None, 5,
+                      False)  # fmt: skip

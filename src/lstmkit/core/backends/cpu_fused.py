@@ -1,4 +1,4 @@
-"""The ``cpu_fused`` backend: every LSTM variant's time loop, and the GRU's, in C++: no Python per step.
+"""The ``cpu_fused`` backend: every LSTM variant's time loop, the GRU's and the RNN's, in C++: no Python per step.
 
 The reference loop costs tens of ATen calls (and as many autograd nodes) per time step, which dominates
 at small batches and long sequences. Here one layer in one direction is:
@@ -45,9 +45,12 @@ The GRU (torch's form) runs the same way: for training one C++ autograd node per
 size, float32 and float64: torch's GRU on the CPU is several times slower than its LSTM, the fused one
 0.007–0.68× torch's GRU for forward+backward (docs/kernels.md).
 
-Supported: the LSTM cell in every variant of :data:`lstmkit.core.cells.VARIANTS` (standard included) and
-the GRU, uni/bidirectional, stacked, with bias or not, with lengths, with or without ``layer_norm`` (LSTM),
-float32 and float64, CPU. Not (yet): ``proj_size`` (it runs on the reference loop), the Elman RNN.
+The Elman RNN (tanh and relu) the same way (``RnnFunction``, ``rnn_forward``), also ``auto``'s choice at
+every size: 0.01–0.37× torch's RNN for forward+backward.
+
+Supported: the LSTM cell in every variant of :data:`lstmkit.core.cells.VARIANTS` (standard included), the
+GRU and the Elman RNN, uni/bidirectional, stacked, with bias or not, with lengths, with or without
+``layer_norm`` (LSTM), float32 and float64, CPU. Not (yet): ``proj_size`` (it runs on the reference loop).
 """
 
 from __future__ import annotations
@@ -230,8 +233,8 @@ def run_direction(
             mask = (
                 torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
             ).to(torch.uint8)  # (T, B)
-    if spec.mode == "gru":
-        out, h_n = _gru_direction(x, h0, w, mask)
+    if spec.mode != "lstm":
+        out, h_n = (_gru_direction if spec.mode == "gru" else _rnn_direction)(x, h0, w, mask, spec.mode == "rnn_relu")
         return (reverse_within_lengths(out, lengths) if reverse else out), h_n, None
     ln = (*w.ln_hh, *w.ln_cell) if spec.layer_norm else (None,) * 4
     tensors = (x, h0, c0, w.w_ih, w.b_ih, w.b_hh, w.w_hh, w.w_peep, w.w_fgr, *ln, *(w.ln_ih or ()))
@@ -270,7 +273,9 @@ def run_direction(
     return out, h_n, c_n
 
 
-def _gru_direction(x: Tensor, h0: Tensor, w: CellWeights, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+def _gru_direction(
+    x: Tensor, h0: Tensor, w: CellWeights, mask: Tensor | None, _relu: bool = False
+) -> tuple[Tensor, Tensor]:
     """One GRU layer in one direction (time-major ``x``, already reversed where needed): outputs, h_n.
     Training: one C++ autograd node (csrc: ``GruFunction``: the projection, the time loop, its backward);
     inference: the projection by the extension's GEMM (b_hh stays in the step: r ⊙ (W_hn h + b_hn)), then
@@ -287,19 +292,35 @@ def _gru_direction(x: Tensor, h0: Tensor, w: CellWeights, mask: Tensor | None) -
     return out, h_n
 
 
+def _rnn_direction(x: Tensor, h0: Tensor, w: CellWeights, mask: Tensor | None, relu: bool) -> tuple[Tensor, Tensor]:
+    """One Elman layer (tanh or relu) in one direction: as :func:`_gru_direction` (csrc: ``RnnFunction``;
+    both biases are added to the projection)."""
+    T, B = x.shape[0], x.shape[1]
+    ext, x2 = extension(), x.reshape(T * B, -1).contiguous()
+    w_ih, w_hh, h0 = w.w_ih.contiguous(), w.w_hh.contiguous(), h0.contiguous()
+    tensors = (x, h0, w.w_ih, w.b_ih, w.b_hh, w.w_hh)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        out, h_n = ext.rnn_layer(x2, w_ih, w.b_ih, h0, w_hh, w.b_hh, mask, T, relu)
+        return out, h_n
+    bias = None if w.b_ih is None else w.b_ih + w.b_hh
+    xg = ext.matmul(x2, w_ih, True, bias).view(T, B, -1)  # (T, B, H)
+    out, h_n = ext.rnn_forward(xg, h0, w_hh, relu, mask)
+    return out, h_n
+
+
 # ------------------------------------------------------------------------------------------ the backend
 class CPUFusedBackend(StackBackend):
     name = "cpu_fused"
     supports = (
-        "every LSTM variant (standard, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr) and the GRU on CPU in "
-        "float32 and float64, stacked, bidirectional, with lengths and (LSTM) layer_norm, without proj_size"
+        "every LSTM variant (standard, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr), the GRU and the RNN on "
+        "CPU in float32 and float64, stacked, bidirectional, with lengths and (LSTM) layer_norm, without proj_size"
     )
 
     def unsupported(
         self, spec: RNNSpec, device: torch.device | None, dtype: torch.dtype | None
     ) -> str | None:
-        if spec.mode not in ("lstm", "gru"):
-            return f"mode {spec.mode!r} (the LSTM family and the GRU; the native backend runs the RNN)"
+        if spec.mode not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+            return f"mode {spec.mode!r}"
         if spec.mode == "lstm" and _VARIANT_IDS.get(spec.variant.name) is None:
             return f"variant={spec.variant.name!r}"
         if spec.proj_size:

@@ -37,9 +37,11 @@ class NativeBackend:
         every step) while forward+backward is 0.89–1.00×, so torch keeps those. The GRU goes to
         ``cpu_fused`` at every size and in float64 too: torch's GRU on the CPU took 1.1–9× its own LSTM's
         time for forward+backward (at B1 T1000 27×), and the fused one 0.007–0.68× torch's GRU in float32
-        from the seed's size to H = 768 (forward 0.03–0.66×), 0.03–0.80× in float64. Double backward and
+        from the seed's size to H = 768 (forward 0.03–0.66×), 0.03–0.80× in float64. The Elman RNN (tanh
+        and relu) too: the fused one 0.01–0.37× torch's RNN for forward+backward (forward 0.03–0.41×) in
+        float32 from the seed's size to H = 768, 0.03–0.51× in float64. Double backward and
         ``torch.func`` transforms need ``backend="native"`` (the fused backward is differentiable once)."""
-        if spec.mode not in ("lstm", "gru") or device is None or torch.device(device).type != "cpu":
+        if device is None or torch.device(device).type != "cpu":
             return False
         if spec.mode == "lstm" and (dtype not in (None, torch.float32) or spec.hidden_size > 384):
             return False

@@ -1,5 +1,5 @@
-// Fused CPU recurrence for the LSTM variants of lstmkit.core.cells and for the GRU (forward and backward
-// of one layer in one direction), plus the small GEMMs around it. Python (cpu_fused.py) keeps the autograd wiring
+// Fused CPU recurrence for the LSTM variants of lstmkit.core.cells, the GRU and the Elman RNN (forward and
+// backward of one layer in one direction), plus the small GEMMs around it. Python (cpu_fused.py) keeps the autograd wiring
 // and the stacking; this file runs the time loop, which in Python costs tens of ATen calls per step.
 //
 // Per step t (rows b of the batch, G = gate rows of the variant, H hidden units):
@@ -2116,6 +2116,174 @@ std::vector<at::Tensor> gru_layer(const at::Tensor& x2, const at::Tensor& w_ih, 
                             mask.value_or(x2.new_empty({0}, at::kByte)), T);
 }
 
+// ------------------------------------------------------------------------------------------ Elman RNN
+// h_t = act(xg_t + h_{t-1} W_hh^T), act tanh or relu, xg = W_ih x + b_ih + b_hh from one product before
+// the loop. Nothing is saved beyond the outputs (h_t is the output on active rows). Backward: dpre =
+// (dh + dout_t) act'(h_t) (1 − h², or h > 0), dh_{t-1} = dpre W_hh; its weight gradients are the LSTM's
+// one product over [h_{t-1} | x | 1].
+template <typename T>
+std::vector<at::Tensor> rnn_forward_impl(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh, bool relu,
+                                         const at::Tensor& mask) {
+  const int64_t T_ = xg.size(0), B = xg.size(1), H = xg.size(2);
+  auto opts = xg.options();
+  auto out = at::empty({T_, B, H}, opts);
+  auto h = h0.contiguous().clone();
+  auto pre = at::empty({B, H}, opts);
+  const Recurrent<T> rec(w_hh.data_ptr<T>(), H, H, /*transposed=*/true, /*one_row=*/B == 1);
+  const int64_t step_rows = step_grain(B, T_, H, H, rec.use_packed);
+  const T* xp = xg.data_ptr<T>();
+  const uint8_t* M = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
+  T *hp = h.data_ptr<T>(), *pp = pre.data_ptr<T>(), *op = out.data_ptr<T>();
+  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
+    for (int64_t t = 0; t < T_; ++t) {
+      rec.apply(b1 - b0, H, hp + b0 * H, H, 0, pp + b0 * H, H, false);
+      const uint8_t* m = M ? M + t * B : nullptr;
+      for (int64_t b = b0; b < b1; ++b) {
+        T* hb = hp + b * H;
+        T* ob = op + (t * B + b) * H;
+        if (m && !m[b]) {
+          std::memset(ob, 0, H * sizeof(T));
+          continue;
+        }
+        const T* a = pp + b * H;
+        const T* x = xp + (t * B + b) * H;
+        if (relu) {
+#pragma GCC ivdep
+          for (int64_t j = 0; j < H; ++j) hb[j] = ob[j] = std::max(a[j] + x[j], T(0));
+        } else {
+          over_units<T, kForwardLanes>(H, [&](const auto& l) {
+            const auto hn = tanh_(l.ld(a) + l.ld(x));
+            l.st(hb, hn);
+            l.st(ob, hn);
+          });
+        }
+      }
+    }
+  });
+  return {out, h};
+}
+
+template <typename T>
+std::vector<at::Tensor> rnn_backward_impl(const at::Tensor& dout, const at::Tensor& dh_n, const at::Tensor& out,
+                                          const at::Tensor& w_hh, bool relu, const at::Tensor& mask) {
+  const int64_t T_ = out.size(0), B = out.size(1), H = out.size(2);
+  auto opts = out.options();
+  auto dpre = at::empty({T_, B, H}, opts);
+  auto dh = dh_n.contiguous().clone();
+  auto dout_c = dout.contiguous();
+  const Recurrent<T> rec(w_hh.data_ptr<T>(), H, H, /*transposed=*/false, /*one_row=*/B == 1);
+  const int64_t step_rows = step_grain(B, T_, H, H, rec.use_packed);
+  const uint8_t* M = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
+  const T *op = out.data_ptr<T>(), *dop = dout_c.data_ptr<T>();
+  T *dp = dpre.data_ptr<T>(), *dhp = dh.data_ptr<T>();
+  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      const uint8_t* m = M ? M + t * B : nullptr;
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = t * B + b;
+        T* d = dp + row * H;
+        if (m && !m[b]) {  // frozen step: the state's gradient passes through
+          std::memset(d, 0, H * sizeof(T));
+          continue;
+        }
+        const T* o = op + row * H;
+        const T* g = dop + row * H;
+        T* dhb = dhp + b * H;
+#pragma GCC ivdep
+        for (int64_t j = 0; j < H; ++j) {
+          const T total = dhb[j] + g[j];
+          d[j] = relu ? (o[j] > T(0) ? total : T(0)) : total * (T(1) - o[j] * o[j]);
+          dhb[j] = T(0);
+        }
+      }
+      rec.apply(b1 - b0, H, dp + (t * B + b0) * H, H, 0, dhp + b0 * H, H, true);  // dh_{t-1} += dpre W_hh
+    }
+  });
+  return {dpre, dh};
+}
+
+// One Elman layer for training as a C++ autograd node: x (T·B, I), W_ih, b_ih, h0, W_hh, b_hh, mask ->
+// out (T, B, H), h_n.
+struct RnnFunction : public torch::autograd::Function<RnnFunction> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2,
+                                                const at::Tensor& w_ih, const at::Tensor& b_ih, const at::Tensor& h0,
+                                                const at::Tensor& w_hh, const at::Tensor& b_hh, const at::Tensor& mask,
+                                                int64_t T, bool relu) {
+    TORCH_CHECK(T > 0 && x2.dim() == 2 && x2.size(0) % T == 0, "lstmkit cpu_fused: the RNN layer's input shape");
+    const int64_t B = x2.size(0) / T, H = w_hh.size(0);
+    const at::ScalarType dt = x2.scalar_type();
+    TORCH_CHECK(dt == at::kFloat || dt == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64, got ", dt);
+    expect(w_hh, {H, H}, dt, "the RNN's W_hh");
+    expect(w_ih, {H, x2.size(1)}, dt, "the RNN's W_ih");
+    expect(h0, {B, H}, dt, "h0");
+    if (b_ih.numel()) expect(b_ih, {H}, dt, "the RNN's b_ih");
+    if (b_hh.numel()) expect(b_hh, {H}, dt, "the RNN's b_hh");
+    if (mask.numel()) expect(mask, {T, B}, at::kByte, "the mask");
+    at::Tensor bias = b_ih.numel() ? (b_hh.numel() ? b_ih + b_hh : b_ih) : b_hh;
+    const at::Tensor xg = matmul(x2, w_ih, true, present(bias)).view({T, B, H});
+    const at::Tensor whh = w_hh.contiguous();
+    auto r = dt == at::kFloat ? rnn_forward_impl<float>(xg, h0, whh, relu, mask.numel() ? mask.contiguous() : at::Tensor())
+                              : rnn_forward_impl<double>(xg, h0, whh, relu, mask.numel() ? mask.contiguous() : at::Tensor());
+    ctx->save_for_backward({x2, w_ih, h0, whh, r[0], mask});
+    ctx->saved_data["relu"] = relu;
+    return {r[0], r[1]};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
+                "(create_graph=True, double backward); build the layer with backend='native' or 'reference'");
+    const auto s = ctx->get_saved_variables();
+    const at::Tensor &x2 = s[0], &w_ih = s[1], &h0 = s[2], &w_hh = s[3], &out = s[4], &mask = s[5];
+    const bool relu = ctx->saved_data["relu"].toBool();
+    bool need[6];
+    for (int i = 0; i < 6; ++i) need[i] = ctx->needs_input_grad(i);
+    const at::Tensor u, m = mask.numel() ? mask.contiguous() : at::Tensor();
+    auto r = out.scalar_type() == at::kFloat
+                 ? rnn_backward_impl<float>(grads[0].contiguous(), grads[1].contiguous(), out, w_hh, relu, m)
+                 : rnn_backward_impl<double>(grads[0].contiguous(), grads[1].contiguous(), out, w_hh, relu, m);
+    const int64_t H = out.size(2);
+    const at::Tensor dpre = r[0].view({-1, H});
+    at::Tensor dx, dw_hh, dw_ih, db;
+    if (need[0]) dx = x2.size(1) < 16 ? dpre.mm(w_ih) : matmul(dpre, w_ih.contiguous(), false, c10::nullopt);
+    const bool need_b = need[2] || need[5];
+    if (need[1] || need[4] || need_b) {
+      const Layout L{-1, -1, -1, -1, H, -1, -1, -1};
+      LayerGrads g = layer_grads(r[0], h0.contiguous(), out, x2.contiguous(), at::Tensor(), need[4], need[1], need_b,
+                                 false, L);
+      dw_hh = g.w_hh;
+      dw_ih = g.w_ih.defined() || !need[1] ? g.w_ih : weight_grad(dpre, x2.contiguous(), {{0, H}});
+      db = !need_b ? u : g.bias.defined() ? g.bias : dpre.sum(0);
+    }
+    return {dx, need[1] ? dw_ih : u, need[2] ? db : u, need[3] ? r[1] : u, need[4] ? dw_hh : u, need[5] ? db : u,
+            u, u, u};
+  }
+};
+
+std::vector<at::Tensor> rnn_layer(const at::Tensor& x2, const at::Tensor& w_ih, const c10::optional<at::Tensor>& b_ih,
+                                  const at::Tensor& h0, const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh,
+                                  const c10::optional<at::Tensor>& mask, int64_t T, bool relu) {
+  const at::Tensor none = x2.new_empty({0});
+  return RnnFunction::apply(x2, w_ih, b_ih.value_or(none), h0, w_hh, b_hh.value_or(none),
+                            mask.value_or(x2.new_empty({0}, at::kByte)), T, relu);
+}
+
+// Inference: (out, h_n) from xg = W_ih x + b_ih + b_hh (T, B, H).
+std::vector<at::Tensor> rnn_forward(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh, bool relu,
+                                   const c10::optional<at::Tensor>& mask) {
+  TORCH_CHECK(xg.device().is_cpu() && xg.dim() == 3 && xg.is_contiguous(),
+              "lstmkit cpu_fused: the RNN's xg must be a contiguous CPU tensor (T, B, H)");
+  const at::ScalarType dt = xg.scalar_type();
+  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64, got ", dt);
+  const int64_t T = xg.size(0), B = xg.size(1), H = xg.size(2);
+  expect(w_hh, {H, H}, dt, "the RNN's W_hh");
+  expect(h0, {B, H}, dt, "h0");
+  at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
+  if (m.defined()) expect(m, {T, B}, at::kByte, "the mask");
+  const at::Tensor whh = w_hh.contiguous();
+  return dt == at::kFloat ? rnn_forward_impl<float>(xg, h0, whh, relu, m) : rnn_forward_impl<double>(xg, h0, whh, relu, m);
+}
+
 // The node's entry: absent weights, mask and (without layer norm) norms as empty tensors.
 std::vector<at::Tensor> layer_train(const at::Tensor& x2, const at::Tensor& w_ih, const c10::optional<at::Tensor>& b_ih,
                                     const c10::optional<at::Tensor>& b_hh, const at::Tensor& h0, const at::Tensor& c0,
@@ -2138,6 +2306,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layer", &layer_train, "one layer for training as an autograd node: the projection, the time loop, and backward");
   m.def("gru_forward", &gru_forward, "torch's GRU, one layer and direction: the time loop from W_ih x + b_ih");
   m.def("gru_layer", &gru_layer, "one GRU layer for training as an autograd node: the projection, the time loop, and backward");
+  m.def("rnn_layer", &rnn_layer, "one Elman RNN layer (tanh or relu) for training as an autograd node");
+  m.def("rnn_forward", &rnn_forward, "the Elman RNN's time loop for inference, from W_ih x + both biases");
   m.def("gru_backward", &gru_backward, "its backward: the gradient of W_ih x + b_ih, dh0, dW_hh, db_hh");
   m.def("uses_blas", &uses_blas, "whether the per-step GEMMs call the BLAS directly");
   m.def("matmul_tn", &matmul_tn, "a^T b (some of a's columns), the weight gradients summed over steps",
