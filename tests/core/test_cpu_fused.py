@@ -208,11 +208,15 @@ def test_the_kernels_refuse_tensors_of_the_wrong_shape(entry, change, message):
             )  # fmt: skip
 
 
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_double_backward_is_refused_with_a_clear_error(layer_norm):
+@pytest.mark.parametrize("kind", ["lstm", "lstm+layer_norm", "gru", "rnn"])
+def test_double_backward_is_refused_with_a_clear_error(kind):
     """The backward is raw kernels, differentiable once: asking for a graph of the gradient (a gradient
     penalty, double backward) raises instead of returning second derivatives of zero."""
-    layer = lstmkit.LSTM(3, 4, 2, variant="peephole", layer_norm=layer_norm, backend="cpu_fused", dtype=torch.float64)
+    kw = {"backend": "cpu_fused", "dtype": torch.float64}
+    layer = (
+        lstmkit.GRU(3, 4, 2, **kw) if kind == "gru" else lstmkit.RNN(3, 4, 2, **kw) if kind == "rnn"
+        else lstmkit.LSTM(3, 4, 2, variant="peephole", layer_norm=kind.endswith("layer_norm"), **kw)
+    )  # fmt: skip
     x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
     with pytest.raises(RuntimeError, match="cannot be differentiated again"):
         torch.autograd.grad(layer(x)[0].sum(), x, create_graph=True)
@@ -664,21 +668,6 @@ def test_gru_gradients_with_weights_frozen_match_reference(frozen):
             gru_both(ref, fused, torch.randn(30, 40, 3, dtype=torch.float64), frozen=frozen)
 
 
-def test_gru_gradcheck_float64():
-    """Finite differences against the GRU kernel's hand-written backward (x, h0, every parameter), with lengths."""
-    dtype = torch.float64
-    layer = lstmkit.GRU(2, 3, backend="cpu_fused", dtype=dtype)
-    names = [n for n, _ in layer.named_parameters()]
-    params = [p.detach().clone().requires_grad_(True) for p in layer.parameters()]
-    x = torch.randn(4, 2, 2, dtype=dtype, requires_grad=True)
-    h0 = torch.randn(1, 2, 3, dtype=dtype, requires_grad=True)
-
-    def fn(x, h0, *ps):
-        return functional_call(layer, dict(zip(names, ps)), (x, h0), {"lengths": torch.tensor([4, 2])})
-
-    assert torch.autograd.gradcheck(fn, (x, h0, *params), eps=1e-6, atol=1e-7, rtol=1e-5)
-
-
 def test_gru_kernels_refuse_tensors_of_the_wrong_shape():
     ext = cpu_fused.extension()
     xg, h0 = torch.randn(5, 3, 12), torch.randn(3, 4)
@@ -733,10 +722,13 @@ def test_rnn_gradients_with_weights_frozen_match_reference(frozen):
             gru_both(ref, fused, torch.randn(30, 40, I, dtype=torch.float64), frozen=frozen)
 
 
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
-def test_rnn_gradcheck_float64(nonlinearity):
+@pytest.mark.parametrize("mode", ["gru", "rnn_tanh", "rnn_relu"])
+def test_gru_and_rnn_gradcheck_float64(mode):
+    """Finite differences against the GRU's and the RNN's hand-written backward (x, h0, every parameter),
+    with lengths."""
     dtype = torch.float64
-    layer = lstmkit.RNN(2, 3, nonlinearity=nonlinearity, backend="cpu_fused", dtype=dtype)
+    kw = {"backend": "cpu_fused", "dtype": dtype}
+    layer = lstmkit.GRU(2, 3, **kw) if mode == "gru" else lstmkit.RNN(2, 3, nonlinearity=mode[4:], **kw)
     names = [n for n, _ in layer.named_parameters()]
     params = [p.detach().clone().requires_grad_(True) for p in layer.parameters()]
     x = torch.randn(4, 2, 2, dtype=dtype, requires_grad=True)

@@ -1475,6 +1475,15 @@ LayerGrads layer_grads(const at::Tensor& da, const at::Tensor& h0, const at::Ten
 template <typename T>
 at::Tensor matmul_impl(const at::Tensor& a, const at::Tensor& w, bool transposed, const at::Tensor& bias);
 
+// dx = d W_ih for the gradient d (rows, G) of W_ih x: the packed kernel, or the BLAS for fewer than 16 input
+// features (padded to a whole vector, the packed product would mostly multiply zeros).
+at::Tensor input_grad(const at::Tensor& d, const at::Tensor& w_ih) {
+  const at::Tensor w = w_ih.contiguous();
+  if (w.size(1) < 16) return d.mm(w);
+  return d.scalar_type() == at::kFloat ? matmul_impl<float>(d, w, false, at::Tensor())
+                                       : matmul_impl<double>(d, w, false, at::Tensor());
+}
+
 // A weight gradient a[:, cols]^T b summed over all steps (cols: a's column ranges): the packed kernel
 // (measured about twice MKL's speed from K = 1600, M = 200, N = 50 to K = 25600, M = 512, N = 128). b
 // narrower than 16 columns (H < 16, or W_ih's gradient for a few input features) would be padded to a
@@ -1588,16 +1597,10 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   }
   res.push_back(dw_hh);
   res.push_back(dw_fgr);
-  // dx = dA W_ih (the packed kernel; the BLAS for fewer than 16 features, padded to a whole vector), and
-  // W_ih's and the biases' gradients where layer_grads left them.
+  // dx = dA W_ih, and W_ih's and the biases' gradients where layer_grads left them.
   if (has_x) {
     auto da2 = da.view({T_ * B, G});
-    if (need_dx) {
-      auto wih = w_ih.contiguous();
-      dx = wih.size(1) < 16 ? da2.mm(wih)
-           : da.scalar_type() == at::kFloat ? matmul_impl<float>(da2, wih, false, at::Tensor())
-                                            : matmul_impl<double>(da2, wih, false, at::Tensor());
-    }
+    if (need_dx) dx = input_grad(da2, w_ih);
     if (need_dw_ih) dw_ih = weight_grad(da2, x_in.contiguous(), {{0, G}});
     if (need_db) db = da2.sum(0);
   }
@@ -1770,7 +1773,46 @@ bool uses_blas() { return have_blas<float>() && have_blas<double>(); }
 
 }  // namespace
 
-// ------------------------------------------------------------------------------------------ GRU
+// ------------------------------------------------------------------------------------------ GRU and RNN
+// The time loop of a cell whose state is h alone (the GRU, the Elman RNN): each thread takes its rows
+// [b0, b1) through every step: pre = h_{t-1} W_hh^T for its rows (G columns, the packed kernel), then
+// cell(t, b, pre row, h row, output row) on each active row (updating h in place); a row past its
+// sequence's end keeps its state and outputs zeros.
+template <typename T, typename Cell>
+void state_forward(int64_t T_, int64_t B, int64_t G, int64_t H, const Recurrent<T>& rec, const uint8_t* M, T* hp,
+                   T* pp, T* op, Cell cell) {
+  at::parallel_for(0, B, step_grain(B, T_, G, H, rec.use_packed), [&](int64_t b0, int64_t b1) {
+    for (int64_t t = 0; t < T_; ++t) {
+      rec.apply(b1 - b0, H, hp + b0 * H, H, 0, pp + b0 * G, G, false);
+      const uint8_t* m = M ? M + t * B : nullptr;
+      for (int64_t b = b0; b < b1; ++b) {
+        T* ob = op + (t * B + b) * H;
+        if (m && !m[b]) {
+          std::memset(ob, 0, H * sizeof(T));
+          continue;
+        }
+        cell(t, b, pp + b * G, hp + b * H, ob);
+      }
+    }
+  });
+}
+
+// Its backward: per step (from the last) cell(t, b, active) on each row writes the row's gradient of pre
+// into da (T, B, G) (zeros on a frozen row, whose dh passes through) and leaves dh as the part that does
+// not go through W_hh; then dh_{t-1} += da_t W_hh for the thread's rows.
+template <typename T, typename Cell>
+void state_backward(int64_t T_, int64_t B, int64_t G, int64_t H, const Recurrent<T>& rec, const uint8_t* M, T* dap,
+                    T* dhp, Cell cell) {
+  at::parallel_for(0, B, step_grain(B, T_, G, H, rec.use_packed), [&](int64_t b0, int64_t b1) {
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      const uint8_t* m = M ? M + t * B : nullptr;
+      for (int64_t b = b0; b < b1; ++b) cell(t, b, !m || m[b]);
+      rec.apply(b1 - b0, G, dap + (t * B + b0) * G, G, 0, dhp + b0 * H, H, true);
+    }
+  });
+}
+
+// GRU
 // torch's GRU (cells.gru_step; gates r, z, n): per step A = h_{t-1} W_hh^T + b_hh (one product, the
 // packed kernel), r = σ(x_r + A_r), z = σ(x_z + A_z), n = tanh(x_n + r ⊙ A_n), h_t = n + z ⊙ (h_{t-1} − n),
 // with x = W_ih x_t + b_ih from one product before the loop (autograd's, in cpu_fused.py). Each thread
@@ -1787,42 +1829,28 @@ std::vector<at::Tensor> gru_forward_impl(const at::Tensor& xg, const at::Tensor&
   auto hn_all = save ? at::empty({T_, B, H}, opts) : at::empty({B, H}, opts);
   auto bias = b_hh.numel() ? b_hh.contiguous() : at::zeros({G}, opts);
   const Recurrent<T> rec(w_hh.data_ptr<T>(), G, H, /*transposed=*/true, /*one_row=*/B == 1);
-  const int64_t step_rows = step_grain(B, T_, G, H, rec.use_packed);
   const T* xp = xg.data_ptr<T>();
   const T* bp = bias.data_ptr<T>();
   const uint8_t* M = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
-  T *hp = h.data_ptr<T>(), *pp = pre.data_ptr<T>(), *op = out.data_ptr<T>(), *ap = acts.data_ptr<T>(),
-    *np = hn_all.data_ptr<T>();
-  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
-    for (int64_t t = 0; t < T_; ++t) {
-      rec.apply(b1 - b0, H, hp + b0 * H, H, 0, pp + b0 * G, G, false);
-      const uint8_t* m = M ? M + t * B : nullptr;
-      for (int64_t b = b0; b < b1; ++b) {
-        T* hb = hp + b * H;
-        T* ob = op + (t * B + b) * H;
-        if (m && !m[b]) {  // past this sequence's end: frozen state, zero output
-          std::memset(ob, 0, H * sizeof(T));
-          continue;
-        }
-        const T* a = pp + b * G;
-        const T* x = xp + (t * B + b) * G;
-        T* sa = ap + ((save ? t * B : 0) + b) * G;
-        T* sn = np + ((save ? t * B : 0) + b) * H;
-        over_units<T, kForwardLanes>(H, [&](const auto& l) {
-          const auto r = sigmoid(l.ld(a) + l.ld(x) + l.ld(bp));
-          const auto z = sigmoid(l.ld(a + H) + l.ld(x + H) + l.ld(bp + H));
-          const auto hn = l.ld(a + 2 * H) + l.ld(bp + 2 * H);
-          const auto n = tanh_(l.ld(x + 2 * H) + r * hn);
-          const auto hnew = n + z * (l.ld(hb) - n);
-          l.st(hb, hnew);
-          l.st(ob, hnew);
-          l.st(sa, r);
-          l.st(sa + H, z);
-          l.st(sa + 2 * H, n);
-          l.st(sn, hn);
-        });
-      }
-    }
+  T *ap = acts.data_ptr<T>(), *np = hn_all.data_ptr<T>();
+  state_forward<T>(T_, B, G, H, rec, M, h.data_ptr<T>(), pre.data_ptr<T>(), out.data_ptr<T>(),
+                   [&](int64_t t, int64_t b, const T* a, T* hb, T* ob) {
+    const T* x = xp + (t * B + b) * G;
+    T* sa = ap + ((save ? t * B : 0) + b) * G;
+    T* sn = np + ((save ? t * B : 0) + b) * H;
+    over_units<T, kForwardLanes>(H, [&](const auto& l) {
+      const auto r = sigmoid(l.ld(a) + l.ld(x) + l.ld(bp));
+      const auto z = sigmoid(l.ld(a + H) + l.ld(x + H) + l.ld(bp + H));
+      const auto hn = l.ld(a + 2 * H) + l.ld(bp + 2 * H);
+      const auto n = tanh_(l.ld(x + 2 * H) + r * hn);
+      const auto hnew = n + z * (l.ld(hb) - n);
+      l.st(hb, hnew);
+      l.st(ob, hnew);
+      l.st(sa, r);
+      l.st(sa + H, z);
+      l.st(sa + 2 * H, n);
+      l.st(sn, hn);
+    });
   });
   return {out, h, acts, hn_all};
 }
@@ -1844,47 +1872,40 @@ std::vector<at::Tensor> gru_backward_impl(const at::Tensor& dout, const at::Tens
   auto dout_c = dout.contiguous();
   auto h0c = h0.contiguous();
   const Recurrent<T> rec(w_hh.data_ptr<T>(), G, H, /*transposed=*/false, /*one_row=*/B == 1);
-  const int64_t step_rows = step_grain(B, T_, G, H, rec.use_packed);
   const uint8_t* M = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
   const T *ap = acts.data_ptr<T>(), *np = hn_all.data_ptr<T>(), *dop = dout_c.data_ptr<T>(),
           *h0p = h0c.data_ptr<T>(), *op = out.data_ptr<T>();
   T *dxp = dxg.data_ptr<T>(), *dap = da.data_ptr<T>(), *dhp = dh.data_ptr<T>();
-  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
-    for (int64_t t = T_ - 1; t >= 0; --t) {
-      const uint8_t* m = M ? M + t * B : nullptr;
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t row = t * B + b;
-        T* dx = dxp + row * G;
-        T* dA = dap + row * G;
-        if (m && !m[b]) {  // frozen step: the state's gradient passes through, nothing reaches the gates
-          std::memset(dx, 0, G * sizeof(T));
-          std::memset(dA, 0, G * sizeof(T));
-          continue;
-        }
-        const T* a = ap + row * G;
-        const T* hn = np + row * H;
-        const T* hprev = t == 0 ? h0p + b * H : op + (row - B) * H;
-        const T* dob = dop + row * H;
-        T* dhb = dhp + b * H;
-        over_units<T, kBackwardLanes>(H, [&](const auto& l) {
-          using X = typename std::decay_t<decltype(l)>::X;
-          const X one = X{} + T(1);
-          const X r = l.ld(a), z = l.ld(a + H), n = l.ld(a + 2 * H);
-          const X d = l.ld(dhb) + l.ld(dob);
-          const X dan = d * (one - z) * (one - n * n);
-          const X dar = dan * l.ld(hn) * r * (one - r);
-          const X daz = d * (l.ld(hprev) - n) * z * (one - z);
-          l.st(dx, dar);
-          l.st(dx + H, daz);
-          l.st(dx + 2 * H, dan);
-          l.st(dA, dar);
-          l.st(dA + H, daz);
-          l.st(dA + 2 * H, r * dan);
-          l.st(dhb, d * z);
-        });
-      }
-      rec.apply(b1 - b0, G, dap + (t * B + b0) * G, G, 0, dhp + b0 * H, H, true);  // dh_{t-1} += dA W_hh
+  state_backward<T>(T_, B, G, H, rec, M, dap, dhp, [&](int64_t t, int64_t b, bool active) {
+    const int64_t row = t * B + b;
+    T* dx = dxp + row * G;
+    T* dA = dap + row * G;
+    if (!active) {  // frozen step: the state's gradient passes through, nothing reaches the gates
+      std::memset(dx, 0, G * sizeof(T));
+      std::memset(dA, 0, G * sizeof(T));
+      return;
     }
+    const T* a = ap + row * G;
+    const T* hn = np + row * H;
+    const T* hprev = t == 0 ? h0p + b * H : op + (row - B) * H;
+    const T* dob = dop + row * H;
+    T* dhb = dhp + b * H;
+    over_units<T, kBackwardLanes>(H, [&](const auto& l) {
+      using X = typename std::decay_t<decltype(l)>::X;
+      const X one = X{} + T(1);
+      const X r = l.ld(a), z = l.ld(a + H), n = l.ld(a + 2 * H);
+      const X d = l.ld(dhb) + l.ld(dob);
+      const X dan = d * (one - z) * (one - n * n);
+      const X dar = dan * l.ld(hn) * r * (one - r);
+      const X daz = d * (l.ld(hprev) - n) * z * (one - z);
+      l.st(dx, dar);
+      l.st(dx + H, daz);
+      l.st(dx + 2 * H, dan);
+      l.st(dA, dar);
+      l.st(dA + H, daz);
+      l.st(dA + 2 * H, r * dan);
+      l.st(dhb, d * z);
+    });
   });
   auto none = at::empty({0}, opts);
   at::Tensor dw = none, db = none;
@@ -1954,12 +1975,16 @@ void save_kind(torch::autograd::AutogradContext* ctx, int64_t variant, const at:
   ctx->saved_data["fgr"] = w_fgr.numel() > 0;
 }
 
-LayerKind load_kind(torch::autograd::AutogradContext* ctx) {
-  // The backward is raw kernels, differentiable once: with create_graph its results would silently carry no
-  // second derivative, so it says so instead.
+// The backwards are raw kernels, differentiable once: with create_graph their results would silently carry
+// no second derivative, so they say so instead.
+void refuse_double_backward() {
   TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
-              "(create_graph=True, double backward); build the layer with backend='native' (standard cell "
-              "without layer norm) or backend='reference'");
+              "(create_graph=True, double backward); build the layer with backend='native' (GRU, RNN, the "
+              "standard LSTM cell without layer norm) or backend='reference'");
+}
+
+LayerKind load_kind(torch::autograd::AutogradContext* ctx) {
+  refuse_double_backward();
   return {ctx->saved_data["variant"].toInt(), ctx->saved_data["bias"].toBool(), ctx->saved_data["peep"].toBool(),
           ctx->saved_data["fgr"].toBool()};
 }
@@ -2033,7 +2058,7 @@ struct LayerFunction : public torch::autograd::Function<LayerFunction> {
     if (ln) {
       const int64_t G = s[11].size(1);
       auto dn = input_ln_backward(r[0].view({-1, G}), s[11], s[12], s[13]);  // d(W_ih x), dγ_ih, dβ_ih
-      if (need[0]) dx = x2.size(1) < 16 ? dn[0].mm(w_ih) : matmul(dn[0], w_ih, false, c10::nullopt);
+      if (need[0]) dx = input_grad(dn[0], w_ih);
       if (need[1]) dw_ih = weight_grad(dn[0], x2.contiguous(), {{0, G}});
       dg_ih = dn[1];
       ds_ih = db = dn[2];  // the biases are added after the norm: their gradient is its shift's
@@ -2081,8 +2106,7 @@ struct GruFunction : public torch::autograd::Function<GruFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
-                "(create_graph=True, double backward); build the layer with backend='native' or 'reference'");
+    refuse_double_backward();
     const auto s = ctx->get_saved_variables();
     const at::Tensor &x2 = s[0], &w_ih = s[1], &h0 = s[2], &w_hh = s[3], &out = s[4], &acts = s[5], &hn = s[6],
                      &mask = s[7];
@@ -2095,7 +2119,7 @@ struct GruFunction : public torch::autograd::Function<GruFunction> {
     const int64_t G = acts.size(2);
     const at::Tensor dxg = r[0].view({-1, G});
     at::Tensor dx, dw_ih, db_ih;
-    if (need[0]) dx = x2.size(1) < 16 ? dxg.mm(w_ih) : matmul(dxg, w_ih.contiguous(), false, c10::nullopt);
+    if (need[0]) dx = input_grad(dxg, w_ih);
     if (need[1] || (bias && need[2])) {
       const Layout L{-1, -1, -1, -1, G, -1, -1, -1};
       LayerGrads g = layer_grads(r[0], h0.contiguous(), out, x2.contiguous(), at::Tensor(), false, need[1],
@@ -2130,34 +2154,20 @@ std::vector<at::Tensor> rnn_forward_impl(const at::Tensor& xg, const at::Tensor&
   auto h = h0.contiguous().clone();
   auto pre = at::empty({B, H}, opts);
   const Recurrent<T> rec(w_hh.data_ptr<T>(), H, H, /*transposed=*/true, /*one_row=*/B == 1);
-  const int64_t step_rows = step_grain(B, T_, H, H, rec.use_packed);
   const T* xp = xg.data_ptr<T>();
   const uint8_t* M = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
-  T *hp = h.data_ptr<T>(), *pp = pre.data_ptr<T>(), *op = out.data_ptr<T>();
-  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
-    for (int64_t t = 0; t < T_; ++t) {
-      rec.apply(b1 - b0, H, hp + b0 * H, H, 0, pp + b0 * H, H, false);
-      const uint8_t* m = M ? M + t * B : nullptr;
-      for (int64_t b = b0; b < b1; ++b) {
-        T* hb = hp + b * H;
-        T* ob = op + (t * B + b) * H;
-        if (m && !m[b]) {
-          std::memset(ob, 0, H * sizeof(T));
-          continue;
-        }
-        const T* a = pp + b * H;
-        const T* x = xp + (t * B + b) * H;
-        if (relu) {
+  state_forward<T>(T_, B, H, H, rec, M, h.data_ptr<T>(), pre.data_ptr<T>(), out.data_ptr<T>(),
+                   [&](int64_t t, int64_t b, const T* a, T* hb, T* ob) {
+    const T* x = xp + (t * B + b) * H;
+    if (relu) {
 #pragma GCC ivdep
-          for (int64_t j = 0; j < H; ++j) hb[j] = ob[j] = std::max(a[j] + x[j], T(0));
-        } else {
-          over_units<T, kForwardLanes>(H, [&](const auto& l) {
-            const auto hn = tanh_(l.ld(a) + l.ld(x));
-            l.st(hb, hn);
-            l.st(ob, hn);
-          });
-        }
-      }
+      for (int64_t j = 0; j < H; ++j) hb[j] = ob[j] = std::max(a[j] + x[j], T(0));
+    } else {
+      over_units<T, kForwardLanes>(H, [&](const auto& l) {
+        const auto hn = tanh_(l.ld(a) + l.ld(x));
+        l.st(hb, hn);
+        l.st(ob, hn);
+      });
     }
   });
   return {out, h};
@@ -2172,31 +2182,24 @@ std::vector<at::Tensor> rnn_backward_impl(const at::Tensor& dout, const at::Tens
   auto dh = dh_n.contiguous().clone();
   auto dout_c = dout.contiguous();
   const Recurrent<T> rec(w_hh.data_ptr<T>(), H, H, /*transposed=*/false, /*one_row=*/B == 1);
-  const int64_t step_rows = step_grain(B, T_, H, H, rec.use_packed);
   const uint8_t* M = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
   const T *op = out.data_ptr<T>(), *dop = dout_c.data_ptr<T>();
   T *dp = dpre.data_ptr<T>(), *dhp = dh.data_ptr<T>();
-  at::parallel_for(0, B, step_rows, [&](int64_t b0, int64_t b1) {
-    for (int64_t t = T_ - 1; t >= 0; --t) {
-      const uint8_t* m = M ? M + t * B : nullptr;
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t row = t * B + b;
-        T* d = dp + row * H;
-        if (m && !m[b]) {  // frozen step: the state's gradient passes through
-          std::memset(d, 0, H * sizeof(T));
-          continue;
-        }
-        const T* o = op + row * H;
-        const T* g = dop + row * H;
-        T* dhb = dhp + b * H;
+  state_backward<T>(T_, B, H, H, rec, M, dp, dhp, [&](int64_t t, int64_t b, bool active) {
+    const int64_t row = t * B + b;
+    T* d = dp + row * H;
+    if (!active) {  // frozen step: the state's gradient passes through
+      std::memset(d, 0, H * sizeof(T));
+      return;
+    }
+    const T* o = op + row * H;
+    const T* g = dop + row * H;
+    T* dhb = dhp + b * H;
 #pragma GCC ivdep
-        for (int64_t j = 0; j < H; ++j) {
-          const T total = dhb[j] + g[j];
-          d[j] = relu ? (o[j] > T(0) ? total : T(0)) : total * (T(1) - o[j] * o[j]);
-          dhb[j] = T(0);
-        }
-      }
-      rec.apply(b1 - b0, H, dp + (t * B + b0) * H, H, 0, dhp + b0 * H, H, true);  // dh_{t-1} += dpre W_hh
+    for (int64_t j = 0; j < H; ++j) {
+      const T total = dhb[j] + g[j];
+      d[j] = relu ? (o[j] > T(0) ? total : T(0)) : total * (T(1) - o[j] * o[j]);
+      dhb[j] = T(0);
     }
   });
   return {dpre, dh};
@@ -2231,8 +2234,7 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    TORCH_CHECK(!at::GradMode::is_enabled(), "lstmkit cpu_fused: its backward cannot be differentiated again "
-                "(create_graph=True, double backward); build the layer with backend='native' or 'reference'");
+    refuse_double_backward();
     const auto s = ctx->get_saved_variables();
     const at::Tensor &x2 = s[0], &w_ih = s[1], &h0 = s[2], &w_hh = s[3], &out = s[4], &mask = s[5];
     const bool relu = ctx->saved_data["relu"].toBool();
@@ -2245,7 +2247,7 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
     const int64_t H = out.size(2);
     const at::Tensor dpre = r[0].view({-1, H});
     at::Tensor dx, dw_hh, dw_ih, db;
-    if (need[0]) dx = x2.size(1) < 16 ? dpre.mm(w_ih) : matmul(dpre, w_ih.contiguous(), false, c10::nullopt);
+    if (need[0]) dx = input_grad(dpre, w_ih);
     const bool need_b = need[2] || need[5];
     if (need[1] || need[4] || need_b) {
       const Layout L{-1, -1, -1, -1, H, -1, -1, -1};
