@@ -40,13 +40,12 @@ float32 up to H = 384 (``NativeBackend.auto_declines``): forward+backward measur
 Inference (no gradient, no layer norm, B ≥ 16) takes the input projection into the time loop
 (``forward_input``), so the (T, B, G) pre-activations are never materialised.
 
-The GRU (torch's form) runs the same way: for training one C++ autograd node per layer and direction
-(``GruFunction``: the projection, ``gru_forward``; ``gru_backward``, then dx, W_ih's and b_ih's gradients). ``auto`` sends it here at every
-size, float32 and float64: torch's GRU on the CPU is several times slower than its LSTM, the fused one
-0.007–0.68× torch's GRU for forward+backward (docs/kernels.md).
-
-The Elman RNN (tanh and relu) the same way (``RnnFunction``, ``rnn_forward``), also ``auto``'s choice at
-every size: 0.01–0.37× torch's RNN for forward+backward.
+The GRU (torch's form) and the Elman RNN (tanh, relu) run the same way (:func:`_state_direction`): for
+training one C++ autograd node per layer and direction (``GruFunction``, ``RnnFunction``: the projection,
+the time loop; its backward, then dx and the input weights' gradients), for inference ``gru_forward`` /
+``rnn_forward`` after the projection. ``auto`` sends both here at every size, float32 and float64: torch's
+GRU and RNN are slow on the CPU, the fused ones 0.007–0.68× and 0.01–0.37× their forward+backward time
+(docs/kernels.md).
 
 Supported: the LSTM cell in every variant of :data:`lstmkit.core.cells.VARIANTS` (standard included), the
 GRU and the Elman RNN, uni/bidirectional, stacked, with bias or not, with lengths, with or without
@@ -234,7 +233,7 @@ def run_direction(
                 torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
             ).to(torch.uint8)  # (T, B)
     if spec.mode != "lstm":
-        out, h_n = (_gru_direction if spec.mode == "gru" else _rnn_direction)(x, h0, w, mask, spec.mode == "rnn_relu")
+        out, h_n = _state_direction(x, h0, w, mask, spec.mode)
         return (reverse_within_lengths(out, lengths) if reverse else out), h_n, None
     ln = (*w.ln_hh, *w.ln_cell) if spec.layer_norm else (None,) * 4
     tensors = (x, h0, c0, w.w_ih, w.b_ih, w.b_hh, w.w_hh, w.w_peep, w.w_fgr, *ln, *(w.ln_ih or ()))
@@ -273,38 +272,30 @@ def run_direction(
     return out, h_n, c_n
 
 
-def _gru_direction(
-    x: Tensor, h0: Tensor, w: CellWeights, mask: Tensor | None, _relu: bool = False
+def _state_direction(
+    x: Tensor, h0: Tensor, w: CellWeights, mask: Tensor | None, mode: str
 ) -> tuple[Tensor, Tensor]:
-    """One GRU layer in one direction (time-major ``x``, already reversed where needed): outputs, h_n.
-    Training: one C++ autograd node (csrc: ``GruFunction``: the projection, the time loop, its backward);
-    inference: the projection by the extension's GEMM (b_hh stays in the step: r ⊙ (W_hn h + b_hn)), then
-    the loop."""
+    """One GRU or Elman layer (``mode``: gru, rnn_tanh, rnn_relu) in one direction (time-major ``x``, already
+    reversed where needed): outputs, h_n. Training: one C++ autograd node (csrc: ``GruFunction``,
+    ``RnnFunction``: the projection, the time loop, its backward); inference: the projection by the
+    extension's GEMM, then the loop."""
     T, B = x.shape[0], x.shape[1]
     ext, x2 = extension(), x.reshape(T * B, -1).contiguous()
     w_ih, w_hh, h0 = w.w_ih.contiguous(), w.w_hh.contiguous(), h0.contiguous()
+    relu = mode == "rnn_relu"
     tensors = (x, h0, w.w_ih, w.b_ih, w.b_hh, w.w_hh)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        out, h_n = ext.gru_layer(x2, w_ih, w.b_ih, h0, w_hh, w.b_hh, mask, T)
-        return out, h_n
-    xg = ext.matmul(x2, w_ih, True, w.b_ih).view(T, B, -1)  # (T, B, 3H)
-    out, h_n, *_ = ext.gru_forward(xg, h0, w_hh, _or_empty(w.b_hh, x), mask, False)
-    return out, h_n
-
-
-def _rnn_direction(x: Tensor, h0: Tensor, w: CellWeights, mask: Tensor | None, relu: bool) -> tuple[Tensor, Tensor]:
-    """One Elman layer (tanh or relu) in one direction: as :func:`_gru_direction` (csrc: ``RnnFunction``;
-    both biases are added to the projection)."""
-    T, B = x.shape[0], x.shape[1]
-    ext, x2 = extension(), x.reshape(T * B, -1).contiguous()
-    w_ih, w_hh, h0 = w.w_ih.contiguous(), w.w_hh.contiguous(), h0.contiguous()
-    tensors = (x, h0, w.w_ih, w.b_ih, w.b_hh, w.w_hh)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        out, h_n = ext.rnn_layer(x2, w_ih, w.b_ih, h0, w_hh, w.b_hh, mask, T, relu)
-        return out, h_n
-    bias = None if w.b_ih is None else w.b_ih + w.b_hh
-    xg = ext.matmul(x2, w_ih, True, bias).view(T, B, -1)  # (T, B, H)
-    out, h_n = ext.rnn_forward(xg, h0, w_hh, relu, mask)
+        if mode == "gru":
+            out, h_n = ext.gru_layer(x2, w_ih, w.b_ih, h0, w_hh, w.b_hh, mask, T)
+        else:
+            out, h_n = ext.rnn_layer(x2, w_ih, w.b_ih, h0, w_hh, w.b_hh, mask, T, relu)
+    elif mode == "gru":  # b_hh stays in the step: r ⊙ (W_hn h + b_hn)
+        xg = ext.matmul(x2, w_ih, True, w.b_ih).view(T, B, -1)  # (T, B, 3H)
+        out, h_n, *_ = ext.gru_forward(xg, h0, w_hh, _or_empty(w.b_hh, x), mask, False)
+    else:
+        bias = None if w.b_ih is None else w.b_ih + w.b_hh
+        xg = ext.matmul(x2, w_ih, True, bias).view(T, B, -1)  # (T, B, H)
+        out, h_n = ext.rnn_forward(xg, h0, w_hh, relu, mask)
     return out, h_n
 
 
