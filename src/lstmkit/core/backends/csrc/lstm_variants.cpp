@@ -996,11 +996,14 @@ void step_backward(int64_t b0, int64_t b1, int64_t H, const T* acts, T* da, cons
   }
 }
 
-void check_inputs(const at::Tensor& xg, const at::Tensor& w_hh, int64_t variant) {
-  TORCH_CHECK(variant >= 0 && variant < kNumVariants, "lstmkit cpu_fused: unknown variant id ", variant);
-  TORCH_CHECK(xg.device().is_cpu() && xg.dim() == 3 && xg.is_contiguous(), "lstmkit cpu_fused: xg must be a "
-              "contiguous CPU tensor (T, B, G)");
-  TORCH_CHECK(w_hh.is_contiguous() && w_hh.scalar_type() == xg.scalar_type(), "lstmkit cpu_fused: W_hh layout");
+// t is a contiguous CPU tensor (T, B, ·): the per-step tensors the loops walk with raw pointers.
+void check_steps(const at::Tensor& t, const char* what) {
+  TORCH_CHECK(t.device().is_cpu() && t.dim() == 3 && t.is_contiguous(), "lstmkit cpu_fused: ", what,
+              " must be a contiguous CPU tensor (T, B, ·), got ", t.sizes());
+}
+
+void check_dtype(at::ScalarType dt) {
+  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64, got ", dt);
 }
 
 // t is a CPU tensor of dtype dt and the given shape (the kernels read raw pointers: a wrong shape would
@@ -1011,7 +1014,7 @@ void expect(const at::Tensor& t, at::IntArrayRef shape, at::ScalarType dt, const
               t.defined() ? t.sizes() : at::IntArrayRef{}, " ", t.defined() ? t.scalar_type() : dt);
 }
 
-// The weights of a layer as the kernels read them, for T steps of B rows in dtype dt: W_hh (G, H) with G
+// The weights of a layer as the kernels read them, for T steps of B rows in dtype dt: W_hh (G, H), contiguous, with G
 // the variant's gate rows, the peepholes (one row per gate that has one) and W_fgr (3H, 3H) exactly where
 // the variant has them (empty otherwise), the mask (T, B) of bytes, layer norm's gains and shifts (G, G,
 // H, H). Returns H.
@@ -1019,8 +1022,8 @@ int64_t check_layer(int64_t T, int64_t B, at::ScalarType dt, int64_t variant, co
                     const at::Tensor& w_peep, const at::Tensor& w_fgr, const at::Tensor& mask,
                     const std::vector<at::Tensor>& ln_w) {
   TORCH_CHECK(variant >= 0 && variant < kNumVariants, "lstmkit cpu_fused: unknown variant id ", variant);
-  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64, got ", dt);
-  TORCH_CHECK(w_hh.dim() == 2, "lstmkit cpu_fused: W_hh must be 2-d (G, H)");
+  check_dtype(dt);
+  TORCH_CHECK(w_hh.dim() == 2 && w_hh.is_contiguous(), "lstmkit cpu_fused: W_hh must be a contiguous 2-d tensor (G, H)");
   const Flags& v = kVariants[variant];
   const int64_t H = w_hh.size(1);
   const Layout L = layout(v, H);
@@ -1275,7 +1278,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xg, const at::Tensor& h0,
                                      const at::Tensor& w_hh, const at::Tensor& w_peep, const at::Tensor& w_fgr,
                                      const c10::optional<at::Tensor>& mask, int64_t variant,
                                      const std::vector<at::Tensor>& ln_w, double eps, bool save) {
-  check_inputs(xg, w_hh, variant);
+  check_steps(xg, "xg");
   at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
   const int64_t T = xg.size(0), B = xg.size(1), H = check_layer(T, B, xg.scalar_type(), variant, w_hh, w_peep, w_fgr, m, ln_w);
   expect(xg, {T, B, w_hh.size(0)}, xg.scalar_type(), "xg");
@@ -1445,15 +1448,25 @@ struct LayerGrads {
   at::Tensor w_hh, w_ih, bias, w_fgr;  // undefined where not wanted
 };
 
+at::Tensor weight_grad(const at::Tensor& a, const at::Tensor& b, const std::vector<ColRange>& cols);
+
+// A layout for layer_grads without FGR (the GRU's, the RNN's): it is read only for the gate history.
+const Layout kNoGateHistory{-1, -1, -1, -1, 0, -1, -1, -1};
+
 // From dA (T, B, G), h0 (B, H), the outputs (T, B, H), x (T·B, I) and FGR's gate history ((T + 1, B, 3H),
-// zeros first), all contiguous; x and the history may be undefined where not wanted. W_ih's and the
-// biases' gradients come back undefined where grad_cols left them to the caller.
+// zeros first), all contiguous; x and the history may be undefined where not wanted. Every wanted gradient
+// comes back: W_ih's and the biases' from their own product and a column sum of dA where grad_cols left
+// them out of the joint one.
 LayerGrads layer_grads(const at::Tensor& da, const at::Tensor& h0, const at::Tensor& out, const at::Tensor& x,
-                       const at::Tensor& gates, bool w_hh, bool w_ih, bool bias, bool w_fgr, const Layout& L) {
+                       const at::Tensor& gates, bool w_hh, bool w_ih, bool bias, bool w_fgr,
+                       const Layout& L = kNoGateHistory) {
   const int64_t B = da.size(1), G = da.size(2), H = h0.size(1), K = da.size(0) * B;
   const int64_t Hc = w_hh ? H : 0, I = w_ih ? x.size(1) : 0, F = w_fgr ? 3 * H : 0;
   const GradCols c = da.scalar_type() == at::kFloat ? grad_cols<float>(Hc, I, bias, F) : grad_cols<double>(Hc, I, bias, F);
   LayerGrads r;
+  const at::Tensor d2 = da.view({K, G});
+  if (w_ih && !c.I) r.w_ih = weight_grad(d2, x, {{0, G}});
+  if (bias && !c.one) r.bias = d2.sum(0);
   if (c.N() == 0) return r;
   at::Tensor C;
   AT_DISPATCH_FLOATING_TYPES(da.scalar_type(), "layer_grads", [&] {
@@ -1509,7 +1522,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
                                       const at::Tensor& h0, const at::Tensor& out, const at::Tensor& gates,
                                       bool need_dw_hh, bool need_dw_fgr, const at::Tensor& x_in,
                                       const at::Tensor& w_ih, bool need_dx, bool need_dw_ih, bool need_db) {
-  check_inputs(acts, w_hh, variant);
+  check_steps(acts, "the saved gates");
   TORCH_CHECK(ln_w.size() == ln_saved.size() && (ln_w.empty() || ln_w.size() == 4), "lstmkit cpu_fused: layer norm");
   at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
   {
@@ -1573,14 +1586,8 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
                                has_x && need_db, need_dw_fgr, L);
     if (need_dw_hh) dw_hh = g.w_hh;
     if (need_dw_fgr) dw_fgr = g.w_fgr;
-    if (g.w_ih.defined()) {
-      dw_ih = g.w_ih;
-      need_dw_ih = false;
-    }
-    if (g.bias.defined()) {
-      db = g.bias;
-      need_db = false;
-    }
+    if (has_x && need_dw_ih) dw_ih = g.w_ih;
+    if (has_x && need_db) db = g.bias;
   } else {
     if (need_dw_hh) {
       // h_{t-1} is h0 for the first step and the output before: two products, not one over a copy of
@@ -1597,13 +1604,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   }
   res.push_back(dw_hh);
   res.push_back(dw_fgr);
-  // dx = dA W_ih, and W_ih's and the biases' gradients where layer_grads left them.
-  if (has_x) {
-    auto da2 = da.view({T_ * B, G});
-    if (need_dx) dx = input_grad(da2, w_ih);
-    if (need_dw_ih) dw_ih = weight_grad(da2, x_in.contiguous(), {{0, G}});
-    if (need_db) db = da2.sum(0);
-  }
+  if (has_x && need_dx) dx = input_grad(da.view({T_ * B, G}), w_ih);
   res.push_back(dx);
   res.push_back(dw_ih);
   res.push_back(db);
@@ -1910,26 +1911,28 @@ std::vector<at::Tensor> gru_backward_impl(const at::Tensor& dout, const at::Tens
   auto none = at::empty({0}, opts);
   at::Tensor dw = none, db = none;
   if (need_dw_hh || need_db_hh) {
-    const Layout L{-1, -1, -1, -1, G, -1, -1, -1};  // no gate history: its rows are not read
     LayerGrads g = layer_grads(da, h0c, out.contiguous(), at::Tensor(), at::Tensor(), need_dw_hh, false, need_db_hh,
-                               false, L);
+                               false);
     if (need_dw_hh) dw = g.w_hh;
-    if (need_db_hh) db = g.bias.defined() ? g.bias : da.view({T_ * B, G}).sum(0);
+    if (need_db_hh) db = g.bias;
   }
   return {dxg, dh, dw, db};
 }
 
-void check_gru(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh, const at::Tensor& b_hh,
-               const at::Tensor& mask) {
-  TORCH_CHECK(xg.device().is_cpu() && xg.dim() == 3 && xg.is_contiguous() && xg.size(2) % 3 == 0,
-              "lstmkit cpu_fused: the GRU's xg must be a contiguous CPU tensor (T, B, 3H)");
+// The tensors of a GRU (gates = 3) or RNN (gates = 1) layer as its loops read them: xg (T, B, G = gates·H)
+// contiguous, W_hh (G, H), h0 (B, H), b_hh (G) where given, the mask (T, B) where given; cell names the
+// layer in messages ("the GRU's").
+void check_state_layer(const at::Tensor& xg, int64_t gates, const char* cell, const at::Tensor& h0,
+                       const at::Tensor& w_hh, const at::Tensor& b_hh, const at::Tensor& mask) {
+  check_steps(xg, "xg");
   const at::ScalarType dt = xg.scalar_type();
-  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64, got ", dt);
-  const int64_t T = xg.size(0), B = xg.size(1), G = xg.size(2), H = G / 3;
-  expect(w_hh, {G, H}, dt, "the GRU's W_hh");
+  check_dtype(dt);
+  TORCH_CHECK(xg.size(2) % gates == 0, "lstmkit cpu_fused: ", cell, " xg must have ", gates, "·H columns");
+  const int64_t T = xg.size(0), B = xg.size(1), G = xg.size(2), H = G / gates;
+  expect(w_hh, {G, H}, dt, (std::string(cell) + " W_hh").c_str());
   TORCH_CHECK(w_hh.is_contiguous(), "lstmkit cpu_fused: W_hh must be contiguous");
   expect(h0, {B, H}, dt, "h0");
-  if (b_hh.numel()) expect(b_hh, {G}, dt, "the GRU's b_hh");
+  if (b_hh.defined() && b_hh.numel()) expect(b_hh, {G}, dt, (std::string(cell) + " b_hh").c_str());
   if (mask.defined()) expect(mask, {T, B}, at::kByte, "the mask");
 }
 
@@ -1937,7 +1940,7 @@ void check_gru(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_h
 std::vector<at::Tensor> gru_forward(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh,
                                    const at::Tensor& b_hh, const c10::optional<at::Tensor>& mask, bool save) {
   at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
-  check_gru(xg, h0, w_hh, b_hh, m);
+  check_state_layer(xg, 3, "the GRU's", h0, w_hh, b_hh, m);
   if (xg.scalar_type() == at::kFloat) return gru_forward_impl<float>(xg, h0, w_hh, b_hh, m, save);
   return gru_forward_impl<double>(xg, h0, w_hh, b_hh, m, save);
 }
@@ -1947,7 +1950,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
                                     const at::Tensor& w_hh, const c10::optional<at::Tensor>& mask, bool need_dw_hh,
                                     bool need_db_hh) {
   at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
-  check_gru(acts, h0, w_hh, at::Tensor(), m);
+  check_state_layer(acts, 3, "the GRU's", h0, w_hh, at::Tensor(), m);
   const at::ScalarType dt = acts.scalar_type();
   const int64_t T = acts.size(0), B = acts.size(1), H = acts.size(2) / 3;
   expect(hn_all, {T, B, H}, dt, "the GRU's saved A_n");
@@ -2094,6 +2097,7 @@ struct GruFunction : public torch::autograd::Function<GruFunction> {
                                                 const at::Tensor& w_hh, const at::Tensor& b_hh, const at::Tensor& mask,
                                                 int64_t T) {
     TORCH_CHECK(T > 0 && x2.dim() == 2 && x2.size(0) % T == 0, "lstmkit cpu_fused: the GRU layer's input shape");
+    check_dtype(x2.scalar_type());
     const int64_t B = x2.size(0) / T;
     expect(w_ih, {w_hh.size(0), x2.size(1)}, x2.scalar_type(), "the GRU's W_ih");
     if (b_ih.numel()) expect(b_ih, {w_hh.size(0)}, x2.scalar_type(), "the GRU's b_ih");
@@ -2121,11 +2125,10 @@ struct GruFunction : public torch::autograd::Function<GruFunction> {
     at::Tensor dx, dw_ih, db_ih;
     if (need[0]) dx = input_grad(dxg, w_ih);
     if (need[1] || (bias && need[2])) {
-      const Layout L{-1, -1, -1, -1, G, -1, -1, -1};
       LayerGrads g = layer_grads(r[0], h0.contiguous(), out, x2.contiguous(), at::Tensor(), false, need[1],
-                                 bias && need[2], false, L);
+                                 bias && need[2], false);
       dw_ih = g.w_ih;
-      db_ih = bias && need[2] ? (g.bias.defined() ? g.bias : dxg.sum(0)) : u;
+      db_ih = g.bias;
     }
     return {dx, need[1] ? dw_ih : u, bias && need[2] ? db_ih : u, need[3] ? r[1] : u, need[4] ? r[2] : u,
             bias && need[5] ? r[3] : u, u, u};
@@ -2215,16 +2218,14 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
     TORCH_CHECK(T > 0 && x2.dim() == 2 && x2.size(0) % T == 0, "lstmkit cpu_fused: the RNN layer's input shape");
     const int64_t B = x2.size(0) / T, H = w_hh.size(0);
     const at::ScalarType dt = x2.scalar_type();
-    TORCH_CHECK(dt == at::kFloat || dt == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64, got ", dt);
-    expect(w_hh, {H, H}, dt, "the RNN's W_hh");
+    check_dtype(dt);
     expect(w_ih, {H, x2.size(1)}, dt, "the RNN's W_ih");
-    expect(h0, {B, H}, dt, "h0");
     if (b_ih.numel()) expect(b_ih, {H}, dt, "the RNN's b_ih");
     if (b_hh.numel()) expect(b_hh, {H}, dt, "the RNN's b_hh");
-    if (mask.numel()) expect(mask, {T, B}, at::kByte, "the mask");
     at::Tensor bias = b_ih.numel() ? (b_hh.numel() ? b_ih + b_hh : b_ih) : b_hh;
     const at::Tensor xg = matmul(x2, w_ih, true, present(bias)).view({T, B, H});
     const at::Tensor whh = w_hh.contiguous();
+    check_state_layer(xg, 1, "the RNN's", h0, whh, at::Tensor(), mask.numel() ? mask : at::Tensor());
     auto r = dt == at::kFloat ? rnn_forward_impl<float>(xg, h0, whh, relu, mask.numel() ? mask.contiguous() : at::Tensor())
                               : rnn_forward_impl<double>(xg, h0, whh, relu, mask.numel() ? mask.contiguous() : at::Tensor());
     ctx->save_for_backward({x2, w_ih, h0, whh, r[0], mask});
@@ -2250,12 +2251,11 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
     if (need[0]) dx = input_grad(dpre, w_ih);
     const bool need_b = need[2] || need[5];
     if (need[1] || need[4] || need_b) {
-      const Layout L{-1, -1, -1, -1, H, -1, -1, -1};
       LayerGrads g = layer_grads(r[0], h0.contiguous(), out, x2.contiguous(), at::Tensor(), need[4], need[1], need_b,
-                                 false, L);
+                                 false);
       dw_hh = g.w_hh;
-      dw_ih = g.w_ih.defined() || !need[1] ? g.w_ih : weight_grad(dpre, x2.contiguous(), {{0, H}});
-      db = !need_b ? u : g.bias.defined() ? g.bias : dpre.sum(0);
+      dw_ih = g.w_ih;
+      db = g.bias;
     }
     return {dx, need[1] ? dw_ih : u, need[2] ? db : u, need[3] ? r[1] : u, need[4] ? dw_hh : u, need[5] ? db : u,
             u, u, u};
@@ -2273,16 +2273,10 @@ std::vector<at::Tensor> rnn_layer(const at::Tensor& x2, const at::Tensor& w_ih, 
 // Inference: (out, h_n) from xg = W_ih x + b_ih + b_hh (T, B, H).
 std::vector<at::Tensor> rnn_forward(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh, bool relu,
                                    const c10::optional<at::Tensor>& mask) {
-  TORCH_CHECK(xg.device().is_cpu() && xg.dim() == 3 && xg.is_contiguous(),
-              "lstmkit cpu_fused: the RNN's xg must be a contiguous CPU tensor (T, B, H)");
-  const at::ScalarType dt = xg.scalar_type();
-  TORCH_CHECK(dt == at::kFloat || dt == at::kDouble, "lstmkit cpu_fused: dtype must be float32 or float64, got ", dt);
-  const int64_t T = xg.size(0), B = xg.size(1), H = xg.size(2);
-  expect(w_hh, {H, H}, dt, "the RNN's W_hh");
-  expect(h0, {B, H}, dt, "h0");
   at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
-  if (m.defined()) expect(m, {T, B}, at::kByte, "the mask");
   const at::Tensor whh = w_hh.contiguous();
+  check_state_layer(xg, 1, "the RNN's", h0, whh, at::Tensor(), m);
+  const at::ScalarType dt = xg.scalar_type();
   return dt == at::kFloat ? rnn_forward_impl<float>(xg, h0, whh, relu, m) : rnn_forward_impl<double>(xg, h0, whh, relu, m);
 }
 
